@@ -1,0 +1,185 @@
+"""The `liv` command line. Each command is a typed dataclass of options plus a function that runs it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liv.cli_args import add_dataclass_arguments, dataclass_from_args
+
+
+@dataclass
+class InfoArgs:
+    """Describe a model file: format, architecture, size, preprocessing and provenance."""
+
+    model: Path = field(metadata={"positional": True})
+    """Model to describe: a liv model directory, a reference LIV model.pt or snapshot, or an OpenAI CLIP file."""
+    json: bool = False
+    """Print machine-readable JSON instead of text."""
+
+
+@dataclass
+class ConvertArgs:
+    """Convert any model file liv can read into liv's format (model.safetensors + config.json)."""
+
+    source: Path = field(metadata={"positional": True})
+    """Model file to convert (reference LIV release or snapshot, OpenAI CLIP TorchScript, state dict)."""
+    out: Path = field(metadata={"positional": True})
+    """Output directory; created if needed, files in it are replaced atomically."""
+    antialias: bool | None = None
+    """Override the stored resize antialiasing (imports default to the reference's: off)."""
+
+
+@dataclass
+class EmbedArgs:
+    """Embed texts and/or images with a model and write the embeddings to an .npz file."""
+
+    model: Path
+    """Model to use (any format `liv info` reads)."""
+    out: Path
+    """Output .npz with arrays text_embeddings (T, D), image_embeddings (I, D), texts, images."""
+    text: list[str] = field(default_factory=list)
+    """Texts to embed (repeat the option or give several values)."""
+    images: list[Path] = field(default_factory=list)
+    """Image files (PNG/JPEG) to embed."""
+    normalize: bool = False
+    """L2-normalise the embeddings (the reference returns them unnormalised)."""
+    device: str = "cpu"
+    """Torch device, e.g. cpu or cuda:0."""
+
+
+@dataclass
+class DemoArgs:
+    """Train a small LIV model on simulated robot data and report how good its reward is."""
+
+    out: Path = Path("demo_out")
+    """Directory for the report and metrics."""
+
+
+def run_info(args: InfoArgs) -> int:
+    import liv
+
+    model = liv.load(args.model)
+    c = model.config
+    info: dict[str, Any] = {
+        "path": str(args.model),
+        "preset": c.preset,
+        "parameters": model.num_parameters(),
+        "embed_dim": model.embed_dim,
+        "image_resolution": model.image_resolution,
+        "antialias": c.antialias,
+        "clip": c.clip.to_dict(),
+        "provenance": c.provenance,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{args.model}")
+        print(f"  architecture  ResNet CLIP{' (preset ' + c.preset + ')' if c.preset else ''}, "
+              f"{info['parameters'] / 1e6:.1f}M parameters")
+        print(f"  embeddings    {model.embed_dim}-d; images {model.image_resolution}x{model.image_resolution} px, "
+              f"resize antialias {'on' if c.antialias else 'off'}")
+        cc = c.clip
+        print(f"  vision        width {cc.vision_width}, blocks {list(cc.vision_layers)}, "
+              f"{cc.resolved_vision_heads} pool heads")
+        print(f"  text          width {cc.transformer_width}, {cc.transformer_layers} layers, "
+              f"{cc.transformer_heads} heads, context {cc.context_length}, vocabulary {cc.vocab_size}")
+        for key, value in c.provenance.items():
+            print(f"  {key:<13} {value}")
+    return 0
+
+
+def run_convert(args: ConvertArgs) -> int:
+    import liv
+
+    model = liv.load(args.source, antialias=args.antialias)
+    model.save(args.out)
+    print(f"wrote {args.out}/model.safetensors and config.json ({model.num_parameters() / 1e6:.1f}M parameters)")
+    return 0
+
+
+def _read_image(path: Path) -> Any:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: cannot read image ({e})") from None
+
+
+def run_embed(args: EmbedArgs) -> int:
+    import numpy as np
+    import torch
+
+    import liv
+
+    if not args.text and not args.images:
+        raise ValueError("nothing to embed: give --text and/or --images")
+    model = liv.load(args.model, device=args.device)
+    text_emb = model.encode_texts(args.text) if args.text else torch.empty(0, model.embed_dim)
+    if args.images:
+        frames = [_read_image(p) for p in args.images]
+        image_emb = torch.cat([model.encode_images(f) for f in frames])
+    else:
+        image_emb = torch.empty(0, model.embed_dim)
+    if args.normalize:
+        text_emb = torch.nn.functional.normalize(text_emb, dim=-1)
+        image_emb = torch.nn.functional.normalize(image_emb, dim=-1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, text_embeddings=text_emb.cpu().numpy(), image_embeddings=image_emb.cpu().numpy(),
+             texts=np.array(args.text, dtype=str), images=np.array([str(p) for p in args.images], dtype=str))
+    print(f"wrote {args.out}: {len(args.text)} text and {len(args.images)} image embeddings of dimension "
+          f"{model.embed_dim}")
+    return 0
+
+
+def run_demo(args: DemoArgs) -> int:
+    print("`liv demo` (train a LIV reward on simulated data and write demo_out/report.html) is being built "
+          "in its own issue; today the library offers models, checkpoints and embeddings: see `liv --help`.")
+    return 0
+
+
+COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
+    "info": (InfoArgs, run_info),
+    "convert": (ConvertArgs, run_convert),
+    "embed": (EmbedArgs, run_embed),
+    "demo": (DemoArgs, run_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every `liv` command, generated from the commands' dataclasses."""
+    from liv import __version__
+
+    parser = argparse.ArgumentParser(prog="liv", description="LIV: language-image value learning for robots.")
+    parser.add_argument("--version", action="version", version=f"liv {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (cls, _) in COMMANDS.items():
+        doc = (cls.__doc__ or "").strip()
+        command = sub.add_parser(name, help=doc, description=doc)
+        add_dataclass_arguments(command, cls)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `liv` command line; returns the exit status (errors print one clear line, status 2)."""
+    from liv.checkpoints.errors import CheckpointError
+
+    ns = build_parser().parse_args(argv)
+    cls, run = COMMANDS[ns.command]
+    try:
+        return run(dataclass_from_args(cls, ns))
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        print(f"liv {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""`liv.load` and `liv.create`: the two ways to get a model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from liv.checkpoints.errors import CheckpointError
+from liv.checkpoints.native import is_native, model_config_from_json, read_native
+from liv.model import LIVModel, ModelConfig
+from liv.models.clip import CLIPConfig, infer_clip_config
+from liv.models.presets import PRESETS, get_preset
+
+
+def _preset_name(config: CLIPConfig) -> str | None:
+    return next((name for name, p in PRESETS.items() if p.config == config), None)
+
+
+def create(preset: str = "clip-tiny", seed: int = 0, *, antialias: bool = True) -> LIVModel:
+    """A new model with random weights: the preset's architecture, OpenAI CLIP's initialisation.
+
+    The same ``seed`` gives the same weights; the global torch RNG is left untouched. Returned in eval
+    mode on the CPU.
+    """
+    config = ModelConfig(clip=get_preset(preset).config, preset=preset, antialias=antialias,
+                         provenance={"init": "random", "seed": seed})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LIVModel(config)
+    return model.eval()
+
+
+def _build(config: ModelConfig, state_dict: dict[str, torch.Tensor], source: Path) -> LIVModel:
+    model = LIVModel(config)
+    expected = model.clip.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
+    if missing or unexpected or wrong:
+        parts = [f"{label} {keys[:5]}{' ...' if len(keys) > 5 else ''}" for label, keys in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)) if keys]
+        raise CheckpointError(source, "weights do not fit the architecture: " + "; ".join(parts))
+    model.clip.load_state_dict({k: v.to(expected[k].dtype) for k, v in state_dict.items()})
+    return model
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antialias: bool | None = None) -> LIVModel:
+    """Load a model from any supported file; nothing pickled is ever executed.
+
+    ``path`` may be a liv model directory (``model.safetensors`` + ``config.json``), a reference LIV
+    release ``model.pt``, a reference LIV training snapshot, an OpenAI CLIP TorchScript archive
+    (``RN50.pt``), or a plain CLIP state dict (``.pt``/``.pth`` or ``.safetensors``). For foreign files
+    the architecture is inferred from tensor shapes. ``antialias`` overrides the stored preprocessing
+    (imported reference files default to the reference's resize without antialiasing).
+
+    Returns the model in eval mode on ``device``. Raises CheckpointError naming the file and the reason.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "no such file or directory")
+    if is_native(path):
+        state_dict, doc = read_native(path)
+        config = model_config_from_json(doc, path)
+    else:
+        if path.is_dir():
+            raise CheckpointError(path, "directory has no config.json: not a liv model directory")
+        from liv.checkpoints.foreign import read_foreign_state_dict
+
+        foreign = read_foreign_state_dict(path)
+        try:
+            clip_config = infer_clip_config(foreign.state_dict)
+        except ValueError as e:
+            raise CheckpointError(path, str(e)) from None
+        provenance = {"imported_from": str(path.resolve()), "source_format": foreign.format}
+        provenance.update({k: v for k, v in foreign.extras.items() if isinstance(v, (int, float, str))})
+        config = ModelConfig(clip=clip_config, preset=_preset_name(clip_config), antialias=False,
+                             provenance=provenance)
+        state_dict = foreign.state_dict
+    if antialias is not None:
+        config.antialias = antialias
+    return _build(config, state_dict, path).to(device).eval()

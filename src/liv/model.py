@@ -1,0 +1,160 @@
+"""`LIVModel`: a CLIP model plus its preprocessing and tokenizer, with the LIV inference API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from liv.models.clip import CLIP, CLIPConfig
+from liv.models.preprocess import as_frame_tensor, preprocess
+from liv.models.tokenizer import tokenize
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model and reproduce its outputs, saved as ``config.json``."""
+
+    clip: CLIPConfig
+    """Architecture hyper-parameters."""
+    preset: str | None = None
+    """Name of the preset the architecture came from, if any (informational)."""
+    antialias: bool = True
+    """Low-pass filter when shrinking frames. The reference LIV resized without it; imported reference
+    and OpenAI checkpoints default to False so that they reproduce the reference's numbers."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Where the weights came from: source file and format, training run, step, ... (free-form JSON)."""
+
+
+
+class LIVModel(nn.Module):
+    """Image encoder phi and text encoder psi of LIV, with preprocessing and tokenisation built in.
+
+    ``encode_images``, ``encode_texts`` and ``similarity`` are the inference API: they run without
+    autograd, in eval mode (BatchNorm on running statistics; the previous mode is restored), in chunks.
+    ``forward`` is the differentiable path used for training.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.clip = CLIP(config.clip)
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.parameters()).device
+
+    @property
+    def embed_dim(self) -> int:
+        """Dimension D of image and text embeddings."""
+        return self.config.clip.embed_dim
+
+    @property
+    def image_resolution(self) -> int:
+        """Side in pixels of the square crop the image tower sees."""
+        return self.config.clip.image_resolution
+
+    def num_parameters(self) -> int:
+        """Total number of parameters (both towers, ``logit_scale`` included)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # ----------------------------------------------------------------------------- differentiable path
+    def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 or float-in-[0, 1] frames -> (N, 3, R, R) float32 normalised pixels on the
+        model's device (R = ``image_resolution``)."""
+        return preprocess(frames, self.image_resolution, antialias=self.config.antialias, device=self.device)
+
+    def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """Texts -> (N, context_length) int64 token ids on the model's device (long texts truncated)."""
+        return tokenize(texts, context_length=self.config.clip.context_length, truncate=True).to(self.device)
+
+    def forward(self, pixels: torch.Tensor | None = None, tokens: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Differentiable embeddings: (N, 3, R, R) pixels -> (N, D); (M, L) tokens -> (M, D).
+
+        Either input may be None (its output is then None). One call per step keeps DDP's
+        gradient synchronisation correct when both towers train.
+        """
+        image = self.clip.encode_image(pixels) if pixels is not None else None
+        text = self.clip.encode_text(tokens) if tokens is not None else None
+        return image, text
+
+    # ----------------------------------------------------------------------------- inference API
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def encode_images(self, frames: np.ndarray | torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Embed frames: (N, H, W, 3) (or one (H, W, 3)) uint8 / float-in-[0, 1] RGB -> (N, D) float32.
+
+        Unnormalised, like the reference. Frames are preprocessed and encoded ``batch_size`` at a time so
+        that long videos do not exhaust memory; the result is on the model's device.
+        """
+        frames = as_frame_tensor(frames)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        with self._inference():
+            chunks = [self.clip.encode_image(self.preprocess(frames[i:i + batch_size]))
+                      for i in range(0, frames.shape[0], batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim, device=self.device)
+
+    def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Embed texts: a string or N strings -> (N, D) float32 on the model's device (unnormalised).
+
+        Texts longer than the context are truncated with the end token kept last, as the reference.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        with self._inference():
+            chunks = [self.clip.encode_text(self.tokenize(texts[i:i + batch_size]))
+                      for i in range(0, len(texts), batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim, device=self.device)
+
+    def encode_goal(self, goal: str | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A goal -> its (D,) embedding. The goal is a text (str), an image ((H, W, 3) uint8 or float in
+        [0, 1]), or an already computed embedding (a 1-D float tensor/array of length D)."""
+        if isinstance(goal, str):
+            return self.encode_texts([goal])[0]
+        if isinstance(goal, np.ndarray):
+            goal = torch.from_numpy(goal)
+        if isinstance(goal, torch.Tensor) and goal.ndim == 1:
+            if goal.shape[0] != self.embed_dim or not goal.is_floating_point():
+                raise ValueError(f"an embedding goal must be a float vector of length {self.embed_dim}, got "
+                                 f"shape {tuple(goal.shape)} dtype {goal.dtype}")
+            return goal.to(self.device, torch.float32)
+        if isinstance(goal, torch.Tensor) and goal.ndim == 3:
+            return self.encode_images(goal)[0]
+        raise TypeError("goal must be a text (str), an (H, W, 3) image, or a (D,) embedding; got "
+                        f"{type(goal).__name__} with shape {tuple(getattr(goal, 'shape', ()))}")
+
+    def similarity(self, frames: np.ndarray | torch.Tensor, goal: str | np.ndarray | torch.Tensor,
+                   batch_size: int = 64) -> torch.Tensor:
+        """Cosine similarity S(phi(o), goal) of each frame with one goal: -> (N,) float32 in [-1, 1].
+
+        ``frames`` as in :meth:`encode_images`; ``goal`` as in :meth:`encode_goal`. This is the LIV
+        value up to the factor 1 / (1 - gamma); its increments are the potential-based reward.
+        """
+        goal_emb = self.encode_goal(goal)
+        frame_emb = self.encode_images(frames, batch_size=batch_size)
+        return torch.nn.functional.cosine_similarity(frame_emb, goal_emb.unsqueeze(0), dim=-1)
+
+    # ----------------------------------------------------------------------------- persistence
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write ``model.safetensors`` (OpenAI CLIP keys) and ``config.json`` into ``directory``,
+        each atomically (a crash leaves either the old file or the new one, never half of one)."""
+        from liv.checkpoints.native import save_native
+
+        save_native(directory, self.clip.state_dict(), self.config)
