@@ -1,0 +1,143 @@
+"""The Episode abstraction: a text-annotated sequence of frames, whatever format it is stored in.
+
+Every reader (frame folders, video files, LeRobot, EPIC-KITCHENS) produces :class:`Episode` objects
+whose frames come from a :class:`FrameSource`. Sources open files lazily and per process, so episodes
+can be sent to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file (and row, where there is one) and what is wrong."""
+
+    def __init__(self, where: str, problem: str):
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Random access to the frames of one episode."""
+
+    def __len__(self) -> int:
+        """Number of frames T."""
+        ...
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` (each in [0, T)) -> (K, H, W, 3) uint8 RGB, in the order asked.
+
+        Repeated indices are decoded once. Raises DataError naming the file on unreadable frames.
+        """
+        ...
+
+    def describe(self) -> str:
+        """Where the frames live (a path, with a segment or camera if any), for error messages."""
+        ...
+
+
+@dataclass
+class Episode:
+    """One text-annotated video: frames plus optional per-step actions, states and success flags."""
+
+    frames: FrameSource
+    """Where the T frames come from."""
+    text: str
+    """The language annotation (task description, narration)."""
+    source: str
+    """File and row this episode was declared in (e.g. ``manifest.csv row 12``), for error messages."""
+    actions: np.ndarray | None = None
+    """(T, A) float32 actions, if the data has them."""
+    states: np.ndarray | None = None
+    """(T, S) float32 proprioceptive states, if the data has them."""
+    success: np.ndarray | None = None
+    """(T,) bool per-step success flags, if the data has them."""
+    meta: dict = field(default_factory=dict)
+    """Format-specific extras (episode index, task index, camera, ...)."""
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` -> (K, H, W, 3) uint8; see :meth:`FrameSource.read`."""
+        return self.frames.read(indices)
+
+    def all_frames(self) -> np.ndarray:
+        """Every frame -> (T, H, W, 3) uint8 (decodes the whole episode: for scoring, not training)."""
+        return self.frames.read(range(len(self)))
+
+    @property
+    def succeeded(self) -> bool | None:
+        """Whether the episode ends in success (last success flag), or None if unknown."""
+        return None if self.success is None or len(self.success) == 0 else bool(self.success[-1])
+
+
+class EpisodeDataset(Sequence[Episode]):
+    """An ordered collection of episodes read from one place (a manifest, a LeRobot root, ...)."""
+
+    def __init__(self, episodes: Sequence[Episode], root: str, format: str):
+        self.episodes = list(episodes)
+        self.root = root
+        self.format = format
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return EpisodeDataset(self.episodes[i], self.root, self.format)
+        return self.episodes[i]
+
+    def __iter__(self) -> Iterator[Episode]:
+        return iter(self.episodes)
+
+    @property
+    def texts(self) -> list[str]:
+        """The distinct texts, in order of first appearance."""
+        return list(dict.fromkeys(e.text for e in self.episodes))
+
+    def num_frames(self) -> int:
+        """Total frames over all episodes."""
+        return sum(len(e) for e in self.episodes)
+
+    def __repr__(self) -> str:
+        return (f"EpisodeDataset({self.format}, {len(self)} episodes, {self.num_frames()} frames, "
+                f"{len(self.texts)} texts, root={self.root!r})")
+
+
+class ArrayFrames:
+    """Frames held in memory: a (T, H, W, 3) uint8 array (tests, generated data, live rollouts)."""
+
+    def __init__(self, frames: np.ndarray, name: str = "<array>"):
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise DataError(name, f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+        self._frames = frames
+        self._name = name
+
+    def __len__(self) -> int:
+        return self._frames.shape[0]
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        idx = np.asarray(list(indices), dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise DataError(self._name, f"frame index out of range [0, {len(self)}): {idx.tolist()}")
+        return self._frames[idx]
+
+    def describe(self) -> str:
+        return self._name
+
+
+def check_indices(indices: Sequence[int], length: int, where: str) -> list[int]:
+    """Validate frame indices against an episode of ``length`` frames -> list of ints."""
+    out = [int(i) for i in indices]
+    bad = [i for i in out if not 0 <= i < length]
+    if bad:
+        raise DataError(where, f"frame index {bad[0]} out of range [0, {length})")
+    return out
