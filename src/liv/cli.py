@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liv.cli_args import add_dataclass_arguments, dataclass_from_args
+from liv.cli_args import add_dataclass_arguments, dataclass_from_args, given_fields
 
 
 @dataclass
@@ -146,12 +146,45 @@ def run_demo(args: DemoArgs) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
-    "info": (InfoArgs, run_info),
-    "convert": (ConvertArgs, run_convert),
-    "embed": (EmbedArgs, run_embed),
-    "demo": (DemoArgs, run_demo),
+def run_train(given: dict[str, Any]) -> int:
+    from liv.train import TrainingError, train
+    from liv.training.config import build_config
+
+    try:
+        train(build_config(given))
+    except TrainingError as e:
+        print(f"liv train: error: {e}", file=sys.stderr)
+        return 3
+    return 0
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `liv` sub-command: its options dataclass and the function that runs it.
+
+    ``presets``: the run function receives only the explicitly given options as a dict (so it can
+    layer them over a preset) instead of a dataclass instance.
+    """
+
+    args: Callable[[], type]
+    run: Callable[[Any], int]
+    presets: bool = False
+
+
+def _train_config() -> type:
+    from liv.training.config import TrainConfig
+
+    return TrainConfig
+
+
+COMMANDS: dict[str, Command] = {
+    "info": Command(lambda: InfoArgs, run_info),
+    "convert": Command(lambda: ConvertArgs, run_convert),
+    "embed": Command(lambda: EmbedArgs, run_embed),
+    "train": Command(_train_config, run_train, presets=True),
+    "demo": Command(lambda: DemoArgs, run_demo),
 }
+"""Commands by name; a space in a name makes a group (``data check`` is ``liv data check``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,23 +194,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liv", description="LIV: language-image value learning for robots.")
     parser.add_argument("--version", action="version", version=f"liv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (cls, _) in COMMANDS.items():
-        doc = (cls.__doc__ or "").strip()
-        command = sub.add_parser(name, help=doc, description=doc)
-        add_dataclass_arguments(command, cls)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, command in COMMANDS.items():
+        cls = command.args()
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        group, _, leaf = name.rpartition(" ")
+        target = sub
+        if group:
+            if group not in groups:
+                group_parser = sub.add_parser(group, help=f"{group} commands", description=f"liv {group} commands")
+                groups[group] = group_parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+            target = groups[group]
+        command_parser = target.add_parser(leaf, help=doc, description=doc)
+        command_parser.set_defaults(_command=name)
+        add_dataclass_arguments(command_parser, cls, only_given=command.presets)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `liv` command line; returns the exit status (errors print one clear line, status 2)."""
     from liv.checkpoints.errors import CheckpointError
+    from liv.data.episodes import DataError
 
     ns = build_parser().parse_args(argv)
-    cls, run = COMMANDS[ns.command]
+    command = COMMANDS[ns._command]
+    cls = command.args()
     try:
-        return run(dataclass_from_args(cls, ns))
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
-        print(f"liv {ns.command}: error: {e}", file=sys.stderr)
+        return command.run(given_fields(cls, ns) if command.presets else dataclass_from_args(cls, ns))
+    except (CheckpointError, DataError, ValueError, FileNotFoundError) as e:
+        print(f"liv {ns._command}: error: {e}", file=sys.stderr)
         return 2
 
 

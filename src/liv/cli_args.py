@@ -73,8 +73,12 @@ def _scalar(tp: Any) -> Any:
     raise TypeError(f"unsupported config field type for the command line: {tp!r}")
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one option per field of dataclass ``cls`` to ``parser`` (``foo_bar`` -> ``--foo-bar``)."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_given: bool = False) -> None:
+    """Add one option per field of dataclass ``cls`` to ``parser`` (``foo_bar`` -> ``--foo-bar``).
+
+    ``only_given``: options left out do not appear in the parsed namespace (their defaults are still
+    shown in --help), so a caller can tell explicit values from defaults, e.g. to apply a preset.
+    """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
@@ -96,22 +100,24 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": f.name, "help": help_text, **spec}
         if has_default:
-            kwargs["default"] = default
+            kwargs["default"] = argparse.SUPPRESS if only_given else default
         else:
             kwargs["required"] = True
         parser.add_argument(flag, **kwargs)
 
 
-def dataclass_from_args(cls: type[T], namespace: argparse.Namespace) -> T:
-    """Build ``cls`` from the parsed namespace (tuple fields are converted from lists)."""
+def given_fields(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
+    """Field values present in ``namespace`` (tuples converted from lists), keyed by field name."""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        if not f.init or not hasattr(namespace, f.name):
-            continue
-        value = getattr(namespace, f.name)
-        tp, _ = _unwrap_optional(hints[f.name])
-        if typing.get_origin(tp) is tuple and value is not None:
-            value = tuple(value)
-        values[f.name] = value
-    return cls(**values)
+        if f.init and hasattr(namespace, f.name):
+            value = getattr(namespace, f.name)
+            tp, _ = _unwrap_optional(hints[f.name])
+            values[f.name] = tuple(value) if typing.get_origin(tp) is tuple and value is not None else value
+    return values
+
+
+def dataclass_from_args(cls: type[T], namespace: argparse.Namespace) -> T:
+    """Build ``cls`` from the parsed namespace (tuple fields are converted from lists)."""
+    return cls(**given_fields(cls, namespace))

@@ -52,25 +52,42 @@ def resized_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return int(size * height / width), size
 
 
-def preprocess(frames: np.ndarray | torch.Tensor, resolution: int, *, antialias: bool = True,
-               device: torch.device | str | None = None) -> torch.Tensor:
-    """Frames -> (N, 3, resolution, resolution) float32 pixels ready for the image tower.
+def to_float_nchw(frames: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """Frames (see :func:`as_frame_tensor`) -> (N, 3, H, W) float32 in [0, 1] on ``device``.
 
-    Steps: scale to [0, 1] by dtype; bilinear resize of the shorter side to ``resolution``
-    (``antialias=True`` low-pass filters when shrinking, as PIL and torchvision's default now do; the
-    reference LIV resized tensors with ``antialias=None``, i.e. without it); centre crop; CLIP
-    mean/std normalisation. uint8 frames are moved to ``device`` before conversion (4x less traffic).
+    uint8 frames are moved before conversion (4x less traffic to an accelerator).
     """
-    x = as_frame_tensor(frames, device)
-    x = x.permute(0, 3, 1, 2)
-    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    x = as_frame_tensor(frames, device).permute(0, 3, 1, 2)
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def resize_center_crop(x: torch.Tensor, resolution: int, antialias: bool = True) -> torch.Tensor:
+    """(N, 3, H, W) float -> (N, 3, resolution, resolution): bilinear resize of the shorter side, centre crop.
+
+    ``antialias=True`` low-pass filters when shrinking (PIL's and torchvision's current default); the
+    reference LIV resized tensors with ``antialias=None``, i.e. without it.
+    """
     h, w = x.shape[-2:]
     new_h, new_w = resized_shape(h, w, resolution)
     if (new_h, new_w) != (h, w):
         x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=antialias)
     top = int(round((new_h - resolution) / 2.0))
     left = int(round((new_w - resolution) / 2.0))
-    x = x[..., top:top + resolution, left:left + resolution]
-    mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
+    return x[..., top:top + resolution, left:left + resolution]
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) float in [0, 1] -> CLIP-normalised (x - mean) / std, same shape, contiguous."""
+    mean = torch.tensor(CLIP_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous()
+
+
+def preprocess(frames: np.ndarray | torch.Tensor, resolution: int, *, antialias: bool = True,
+               device: torch.device | str | None = None) -> torch.Tensor:
+    """Frames -> (N, 3, resolution, resolution) float32 pixels ready for the image tower.
+
+    Scale to [0, 1] by dtype, resize the shorter side and centre-crop (:func:`resize_center_crop`),
+    then CLIP mean/std normalisation.
+    """
+    return normalize(resize_center_crop(to_float_nchw(frames, device), resolution, antialias))

@@ -1,0 +1,208 @@
+"""`liv train`: one readable training loop, single process or torchrun/DDP.
+
+    setup -> data -> model and optimiser -> resume -> steps (loss, backward, step, log, save) -> final model
+
+Run ``liv train --help`` for every option; ``torchrun --nproc_per_node=N -m liv train ...`` for many
+processes (each draws its share of every global batch; rank 0 logs and saves).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from liv.objectives import LIVWeights
+from liv.training.batches import BatchStream, StreamSpec
+from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
+                                        save_checkpoint)
+from liv.training.config import TrainConfig
+from liv.training.distributed import init_distributed, shutdown_distributed
+from liv.training.objective import Objective
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (bad data, a diverged loss, ...); the message says why and what was kept."""
+
+
+def _initial_model(config: TrainConfig):
+    import liv
+    from liv.models.presets import PRESETS
+
+    if config.init in PRESETS:
+        return liv.create(config.init, seed=config.seed)
+    return liv.load(config.init)
+
+
+def _open_data(path: Path, config: TrainConfig, is_main: bool):
+    from liv.data.open import open_dataset
+
+    dataset = open_dataset(path, format=config.data_format, camera=config.camera)
+    if config.check_data:
+        from liv.data.check import check_dataset
+
+        report = check_dataset(dataset, decode_frames=1, min_frames=3 if config.sample_mode == "segment" else 2)
+        if report.errors:
+            shown = "\n  ".join(str(e) for e in report.errors[:20])
+            raise TrainingError(f"{path}: {len(report.errors)} data problem(s); fix them or run `liv data check "
+                                f"{path}` for the full list:\n  {shown}")
+    return dataset
+
+
+def _log(run_dir: Path, record: dict, writer) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if writer is not None:
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                writer.add_scalar(f"train/{key}", value, record["step"])
+
+
+def train(config: TrainConfig) -> Path:
+    """Run training as configured; returns the directory of the final model (``OUT/model``).
+
+    Raises TrainingError for bad data and for a non-finite loss (the last good checkpoint is kept).
+    """
+    # ---------------------------------------------------------------- setup
+    info, device = init_distributed(config.device)
+    run_dir = config.out
+    try:
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            remove_partial_checkpoints(run_dir)
+        # ------------------------------------------------------------ model, optimiser, resume
+        model = _initial_model(config).to(device)
+        objective = Objective(config.objective, LIVWeights(config.infonce_weight, config.vip_image_weight,
+                                                           config.vip_text_weight, config.num_negatives),
+                              config.gamma, config.vip_l1, config.vip_l2, config.seed)
+        if not objective.uses_text:  # the text tower gets no gradient: freeze it (DDP needs every param used)
+            for name, p in model.clip.named_parameters():
+                if not name.startswith("visual."):
+                    p.requires_grad_(False)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.adam_eps,
+                                     weight_decay=config.weight_decay)
+        start_step = 0
+        checkpoints = list_checkpoints(run_dir) if config.resume else []
+        if config.resume and not checkpoints and info.is_main:
+            print(f"liv train: no checkpoint in {run_dir}/checkpoints; starting from step 0")
+        if checkpoints:
+            import liv
+
+            resumed = liv.load(checkpoints[-1])
+            model.clip.load_state_dict(resumed.clip.state_dict())
+            state = load_training_state(checkpoints[-1])
+            optimizer.load_state_dict(state["optimizer"])
+            start_step = int(state["step"])
+            if info.is_main:
+                print(f"liv train: resumed from {checkpoints[-1]} at step {start_step}")
+        model.config.provenance = {**model.config.provenance, "trained_by": "liv train", "objective": config.objective,
+                                   "data": str(config.data)}
+        ddp = DistributedDataParallel(model) if info.world_size > 1 else model
+
+        # ------------------------------------------------------------ data
+        dataset = _open_data(config.data, config, info.is_main)
+        spec = StreamSpec(resolution=model.image_resolution, slots=objective.slots, mode=config.sample_mode,
+                          alpha=config.text_goal_alpha, degenerate_prob=config.degenerate_prob,
+                          augment=config.augment == "rrc", crop_scale=config.crop_scale,
+                          antialias=model.config.antialias)
+        stream = BatchStream(dataset.episodes, spec, config.seed, config.batch_size, start_step, config.steps,
+                             info.rank, info.world_size)
+        loader = DataLoader(stream, batch_size=None, num_workers=config.num_workers,
+                            pin_memory=device.type == "cuda", prefetch_factor=4 if config.num_workers else None,
+                            persistent_workers=False)
+        eval_dataset = None
+        if config.eval_every and info.is_main:
+            from liv.data.open import open_dataset
+
+            eval_dataset = open_dataset(config.eval_data, format=config.data_format, camera=config.camera)
+
+        # ------------------------------------------------------------ logging
+        writer, bar = None, None
+        if info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            from tqdm import tqdm
+
+            writer = SummaryWriter(str(run_dir / "tensorboard"))
+            bar = tqdm(total=config.steps, initial=start_step, disable=not config.progress, unit="step",
+                       dynamic_ncols=True, desc="liv train")
+            print(f"liv train: {len(stream.episodes)} episodes ({stream.skipped} too short, skipped), "
+                  f"{model.num_parameters() / 1e6:.1f}M parameters, objective {config.objective}, "
+                  f"{info.world_size} process(es) on {device}")
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if config.bf16 and device.type == "cuda"
+                    else contextlib.nullcontext())
+        bn_train = config.batchnorm == "train"
+
+        # ------------------------------------------------------------ steps
+        model.train()
+        if not bn_train:
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
+        tick, samples_since = time.perf_counter(), 0
+        step = start_step
+        for batch in loader:
+            if batch["step"] != step:
+                raise TrainingError(f"internal error: batch of step {batch['step']} arrived at step {step}")
+            with autocast:
+                loss, metrics = objective(ddp, batch, step)
+            if not torch.isfinite(loss):
+                kept = list_checkpoints(run_dir)
+                raise TrainingError(f"step {step}: loss is {loss.item()} ({ {k: v.item() for k, v in metrics.items()} }); "
+                                    f"stopped. Last good checkpoint: {kept[-1] if kept else 'none (no checkpoint yet)'}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            samples_since += config.batch_size
+            if info.is_main and (step % config.log_every == 0 or step == config.steps):
+                elapsed = time.perf_counter() - tick
+                record = {"step": step, **{k: round(v.item(), 7) for k, v in metrics.items()},
+                          "samples_per_s": round(samples_since / max(elapsed, 1e-9), 2)}
+                _log(run_dir, record, writer)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("step",)}, refresh=False)
+                tick, samples_since = time.perf_counter(), 0
+            if bar is not None:
+                bar.update(1)
+            if info.is_main and config.save_every and step % config.save_every == 0 and step < config.steps:
+                save_checkpoint(run_dir, step, model, optimizer, config.to_dict(), config.keep_last)
+            if eval_dataset is not None and step % config.eval_every == 0:
+                _evaluate(model, eval_dataset, step, run_dir, writer)
+                model.train()
+                if not bn_train:
+                    for m in model.modules():
+                        if isinstance(m, torch.nn.BatchNorm2d):
+                            m.eval()
+
+        # ------------------------------------------------------------ final model
+        final = run_dir / "model"
+        if info.is_main:
+            save_checkpoint(run_dir, step, model, optimizer, config.to_dict(), config.keep_last)
+            model.eval().save(final)
+            if bar is not None:
+                bar.close()
+            writer.close()
+            print(f"liv train: done at step {step}; model in {final}")
+        return final
+    finally:
+        shutdown_distributed()
+
+
+def _evaluate(model, dataset, step: int, run_dir: Path, writer) -> None:
+    """Reward-quality metrics on held-out episodes, logged as eval/* scalars and to eval.jsonl."""
+    from liv.eval.metrics import evaluate_dataset
+
+    result = evaluate_dataset(model, dataset)
+    overall = result.get("overall", {})
+    scalars = {k: float(v) for k, v in overall.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    with open(run_dir / "eval.jsonl", "a") as f:
+        f.write(json.dumps({"step": step, **scalars}) + "\n")
+    if writer is not None:
+        for key, value in scalars.items():
+            writer.add_scalar(f"eval/{key}", value, step)

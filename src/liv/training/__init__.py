@@ -1,0 +1,1 @@
+"""Training: config, batches, objectives, checkpoints, distributed setup. The loop is liv.train."""

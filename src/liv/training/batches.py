@@ -1,0 +1,150 @@
+"""Training batches: draw the reference's 5-frame samples, decode each distinct frame once, augment.
+
+Sample ``i`` of global step ``s`` is drawn from a generator seeded by ``(seed, s, i)``, so a batch is a
+pure function of the step: a resumed run sees exactly the data it would have seen, every process of a
+distributed run can draw its own share of the global batch, and no data RNG state needs saving.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import IterableDataset, get_worker_info
+
+from liv.data.episodes import Episode
+from liv.data.sampling import SampleMode, min_length, sample_indices, unique_frames
+from liv.models.preprocess import resize_center_crop
+
+
+def random_resized_crop_box(height: int, width: int, rng: np.random.Generator,
+                            scale: tuple[float, float] = (0.2, 1.0),
+                            ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """A random crop box (top, left, h, w) in pixels, by torchvision's RandomResizedCrop rule.
+
+    Up to 10 tries of an area fraction uniform in ``scale`` and a log-uniform aspect ratio in ``ratio``;
+    if none fits, the largest centred crop whose aspect ratio is clamped to ``ratio``.
+    """
+    area = height * width
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_lo, log_hi))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        h, w = height, int(round(height * ratio[1]))
+    else:
+        h, w = height, width
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def augment_frames(frames: np.ndarray, resolution: int, rng: np.random.Generator | None,
+                   crop_scale: tuple[float, float] = (0.2, 1.0), antialias: bool = True) -> torch.Tensor:
+    """(U, H, W, 3) uint8 frames of ONE sample -> (U, 3, R, R) float32 in [0, 1].
+
+    With ``rng``: one random resized crop, identical for all frames of the sample (so the frames stay
+    comparable, as the reference's "rctraj" augmentation). Without: resize and centre crop, as inference.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    if rng is None:
+        return resize_center_crop(x, resolution, antialias).contiguous()
+    top, left, h, w = random_resized_crop_box(x.shape[-2], x.shape[-1], rng, crop_scale)
+    x = x[..., top:top + h, left:left + w]
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
+                         antialias=antialias).contiguous()
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What to draw: sampling mode and augmentation of every sample."""
+
+    resolution: int
+    """Side of the square frames the model takes."""
+    slots: tuple[int, ...] = (0, 1, 2, 3, 4)
+    """Which of [o_0, o_goal, o_k, o_k+1, o_text_goal] the objective needs (others are not decoded)."""
+    mode: SampleMode = "episode"
+    """Sampling mode, see liv.data.sampling."""
+    alpha: float = 0.95
+    """Text-goal window of segment mode."""
+    degenerate_prob: float = 0.0
+    """Probability of a degenerate sample."""
+    augment: bool = True
+    """Random resized crop (True) or centre crop (False)."""
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    """Area range of the random crop."""
+    antialias: bool = True
+    """Antialiased resizing (the model's preprocessing setting)."""
+
+
+def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: int,
+               sample_ids: Sequence[int]) -> dict:
+    """The samples ``sample_ids`` of global step ``step`` -> a batch dict.
+
+    Keys: ``pixels`` (F, 3, R, R) float32 in [0, 1], the distinct frames of all samples; ``slots``
+    (B, 5) int64 index into ``pixels`` per frame role (-1 for roles not drawn); ``texts`` list of B
+    str; ``episode`` (B,) int64; ``frame_index`` (B, 5) int64; ``step`` int.
+    """
+    pixels, slots, texts, episode_ids, frame_index = [], [], [], [], []
+    offset = 0
+    for i in sample_ids:
+        rng = np.random.default_rng([seed, step, int(i)])
+        e = int(rng.integers(len(episodes)))
+        episode = episodes[e]
+        indices = sample_indices(len(episode), rng, spec.mode, spec.alpha, spec.degenerate_prob)
+        wanted = indices[list(spec.slots)]
+        distinct, inverse = unique_frames(wanted)
+        frames = episode.read(distinct.tolist())
+        pixels.append(augment_frames(frames, spec.resolution, rng if spec.augment else None, spec.crop_scale,
+                                     spec.antialias))
+        row = np.full(5, -1, dtype=np.int64)
+        row[list(spec.slots)] = inverse + offset
+        offset += len(distinct)
+        slots.append(row)
+        texts.append(episode.text)
+        episode_ids.append(e)
+        frame_index.append(indices)
+    return {"pixels": torch.cat(pixels), "slots": torch.from_numpy(np.stack(slots)), "texts": texts,
+            "episode": torch.tensor(episode_ids), "frame_index": torch.from_numpy(np.stack(frame_index)),
+            "step": step}
+
+
+class BatchStream(IterableDataset):
+    """Batches for steps [start_step, end_step) of this process's share of each global batch.
+
+    With DataLoader workers, worker w makes steps start + w, start + w + W, ...; the DataLoader returns
+    them round-robin, i.e. in step order. Use ``DataLoader(stream, batch_size=None, num_workers=...)``.
+    """
+
+    def __init__(self, episodes: Sequence[Episode], spec: StreamSpec, seed: int, global_batch: int,
+                 start_step: int, end_step: int, rank: int = 0, world_size: int = 1):
+        if global_batch % world_size:
+            raise ValueError(f"batch_size {global_batch} is not divisible by the {world_size} processes")
+        usable = [e for e in episodes if len(e) >= min_length(spec.mode)]
+        if not usable:
+            raise ValueError(f"no episode has the {min_length(spec.mode)} frames that mode '{spec.mode}' needs")
+        self.episodes = usable
+        self.skipped = len(episodes) - len(usable)
+        self.spec = spec
+        self.seed = seed
+        self.start_step, self.end_step = start_step, end_step
+        per_rank = global_batch // world_size
+        self.sample_ids = range(rank * per_rank, (rank + 1) * per_rank)
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in range(self.start_step + worker, self.end_step, workers):
+            yield make_batch(self.episodes, self.spec, self.seed, step, self.sample_ids)
+
+    def __len__(self) -> int:
+        return max(0, self.end_step - self.start_step)

@@ -1,0 +1,149 @@
+"""`TrainConfig`: every setting of a training run, with the paper's fine-tuning and pre-training presets.
+
+Defaults are the fine-tuning column of the paper's Table 3 with the reference implementation's
+optimiser (DESIGN.md section 3); ``TRAIN_PRESETS["pretrain"]`` changes what pre-training changes.
+The command line (`liv train --help`) is generated from the field docstrings below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Objective = Literal["liv", "vip", "clip", "vip-i"]
+
+
+@dataclass
+class TrainConfig:
+    """Train or fine-tune a LIV model on text-annotated videos."""
+
+    data: Path
+    """Training data: a frame-folder or video manifest, a LeRobot dataset root, or a video file."""
+    out: Path
+    """Run directory: checkpoints/, tensorboard/, metrics.jsonl and the final model/ go here."""
+    preset: Literal["finetune", "pretrain"] = "finetune"
+    """Paper settings to start from (Table 3); options given explicitly override them."""
+    init: str = "clip-tiny"
+    """Initial weights: a preset name (random init, e.g. clip-tiny, clip-rn50) or any file liv.load reads."""
+    objective: Objective = "liv"
+    """liv (InfoNCE + VIP), vip (image VIP with -L2, original VIP), clip (InfoNCE only), vip-i (VIP on image goals)."""
+    data_format: str = "auto"
+    """Format of --data: auto, frames, video, lerobot."""
+    camera: str | None = None
+    """Camera key for LeRobot datasets with several cameras."""
+    sample_mode: Literal["episode", "segment"] = "episode"
+    """episode: o_0 / goal = first / last frame (fine-tuning); segment: random sub-segments (pre-training)."""
+    text_goal_alpha: float = 0.95
+    """In segment mode the text-goal frame is drawn from the last (1 - alpha) of the episode."""
+    degenerate_prob: float = 0.0
+    """Probability of a degenerate sample (every frame the goal frame; paper Proposition 1)."""
+    infonce_weight: float = 1.0
+    """Weight of InfoNCE between text-goal frames and their texts (objective liv)."""
+    vip_image_weight: float = 1.0
+    """Weight of VIP with image goals (objectives liv, vip-i)."""
+    vip_text_weight: float = 0.0
+    """Weight of VIP with text goals, VIP-L (objective liv; pre-training uses 1)."""
+    num_negatives: int = 0
+    """Shuffled negative pairs added to each VIP term (pre-training uses 3)."""
+    gamma: float = 0.98
+    """Discount factor; the value is cosine / (1 - gamma)."""
+    vip_l1: float = 0.0
+    """L1 penalty on image embeddings (objective vip, as the original VIP)."""
+    vip_l2: float = 0.0
+    """L2 penalty on image embeddings (objective vip)."""
+    lr: float = 1e-5
+    """Adam learning rate."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    """Adam betas."""
+    adam_eps: float = 1e-6
+    """Adam epsilon."""
+    weight_decay: float = 1e-3
+    """L2 weight decay inside Adam (torch Adam, not AdamW, as the reference)."""
+    batch_size: int = 64
+    """Global batch size (samples per step over all processes)."""
+    steps: int = 10_000
+    """Number of optimiser steps."""
+    augment: Literal["rrc", "none"] = "rrc"
+    """rrc: one RandomResizedCrop shared by the 5 frames of a sample (the reference's); none: centre crop."""
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    """Area range of the random resized crop."""
+    batchnorm: Literal["train", "frozen"] = "train"
+    """train: batch statistics (the reference); frozen: running statistics, affine parameters still learn."""
+    seed: int = 0
+    """Seed of initialisation and data sampling; the same seed gives the same run."""
+    num_workers: int = 2
+    """DataLoader worker processes decoding frames (0 decodes in the training process)."""
+    device: str = "auto"
+    """auto (cuda if available), cpu, cuda, cuda:N."""
+    bf16: bool = False
+    """bf16 autocast on CUDA (fp32 master weights); ignored on CPU, where bf16 is slow."""
+    log_every: int = 10
+    """Steps between log lines (metrics.jsonl, TensorBoard, progress bar)."""
+    save_every: int = 1000
+    """Steps between checkpoints (0: only at the end)."""
+    keep_last: int = 3
+    """Checkpoints to keep (older ones are deleted after a newer one is safely written)."""
+    resume: bool = False
+    """Continue from the newest complete checkpoint in --out."""
+    check_data: bool = True
+    """Check the data (files exist, counts agree, a frame per episode decodes) before the first step."""
+    eval_data: Path | None = None
+    """Held-out episodes to evaluate reward quality on during training (optional)."""
+    eval_every: int = 0
+    """Steps between evaluations on --eval-data (0: never)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of every field."""
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "finetune": {},
+    "pretrain": {"sample_mode": "segment", "vip_text_weight": 1.0, "num_negatives": 3, "batch_size": 512,
+                 "steps": 200_000},
+}
+"""Field values each preset sets, on top of the dataclass defaults."""
+
+
+def build_config(given: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from explicitly given fields: preset values first, explicit values on top."""
+    preset = given.get("preset", "finetune")
+    if preset not in TRAIN_PRESETS:
+        raise ValueError(f"unknown training preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    values = {**TRAIN_PRESETS[preset], **given}
+    for key in ("data", "out", "eval_data"):
+        if values.get(key) is not None:
+            values[key] = Path(values[key])
+    for key in ("betas", "crop_scale"):
+        if key in values:
+            values[key] = tuple(values[key])
+    config = TrainConfig(**values)
+    validate(config)
+    return config
+
+
+def validate(c: TrainConfig) -> None:
+    """Raise ValueError with the field name for settings that cannot work."""
+    checks = [
+        (c.batch_size >= 2, "batch_size must be >= 2 (InfoNCE and VIP average over the batch)"),
+        (c.steps >= 1, "steps must be >= 1"),
+        (0 < c.gamma < 1, "gamma must be in (0, 1)"),
+        (0 < c.text_goal_alpha <= 1, "text_goal_alpha must be in (0, 1]"),
+        (0 <= c.degenerate_prob <= 1, "degenerate_prob must be in [0, 1]"),
+        (0 < c.crop_scale[0] <= c.crop_scale[1] <= 1, "crop_scale must satisfy 0 < low <= high <= 1"),
+        (c.num_negatives >= 0, "num_negatives must be >= 0"),
+        (c.log_every >= 1, "log_every must be >= 1"),
+        (c.save_every >= 0 and c.keep_last >= 1, "save_every must be >= 0 and keep_last >= 1"),
+        (c.eval_every == 0 or c.eval_data is not None, "eval_every needs eval_data"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+__all__ = ["TrainConfig", "TRAIN_PRESETS", "build_config", "validate"]

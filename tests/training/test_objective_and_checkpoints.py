@@ -1,0 +1,116 @@
+"""The training objective on real batches, and atomic, prunable, safely loaded checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+import liv
+from liv.data.episodes import ArrayFrames, Episode
+from liv.models.preprocess import normalize
+from liv.objectives import FINETUNE_WEIGHTS, LIVWeights, infonce_loss, liv_loss, vip_loss
+from liv.training.batches import StreamSpec, make_batch
+from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
+                                        save_checkpoint)
+from liv.training.objective import SLOTS, Objective
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    rng = np.random.default_rng(0)
+    return [Episode(ArrayFrames(rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)), f"task {i % 3}", "mem")
+            for i in range(5)]
+
+
+def _per_role_embeddings(model, batch):
+    """Naive: embed every role's frame separately (no de-duplication)."""
+    with torch.no_grad():
+        return torch.stack([model.clip.encode_image(normalize(batch["pixels"][batch["slots"][:, r].clamp(min=0)]))
+                            for r in range(5)], dim=1)
+
+
+def test_liv_objective_equals_liv_loss_on_separately_encoded_frames(episodes):
+    model = liv.create("clip-tiny", seed=0).eval()
+    batch = make_batch(episodes, StreamSpec(64, slots=SLOTS["liv"]), 0, 0, range(6))
+    objective = Objective("liv", LIVWeights(1.0, 1.0, 1.0, 2), seed=4)
+    with torch.no_grad():
+        loss, metrics = objective(model, batch, step=7)
+        e = _per_role_embeddings(model, batch)
+        text = model.clip.encode_text(model.tokenize(batch["texts"]))
+    expected, terms = liv_loss(e[:, 0], e[:, 1], e[:, 2], e[:, 3], e[:, 4], text, LIVWeights(1.0, 1.0, 1.0, 2),
+                               generator=torch.Generator().manual_seed(4 * 1_000_003 + 7))
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+    assert set(metrics) == {"infonce", "vip_image", "vip_text", "loss"}
+
+
+@pytest.mark.parametrize("name", ["clip", "vip", "vip-i"])
+def test_ablation_objectives(episodes, name):
+    model = liv.create("clip-tiny", seed=0).eval()
+    batch = make_batch(episodes, StreamSpec(64, slots=SLOTS[name]), 0, 0, range(6))
+    with torch.no_grad():
+        loss, metrics = Objective(name, FINETUNE_WEIGHTS, vip_l1=0.1 if name == "vip" else 0.0)(model, batch, 0)
+        e = _per_role_embeddings(model, batch)
+        if name == "clip":
+            expected = infonce_loss(e[:, 4], model.clip.encode_text(model.tokenize(batch["texts"])))
+        elif name == "vip":
+            expected = vip_loss(e[:, 0], e[:, 2], e[:, 3], e[:, 1], similarity="neg_l2")
+            expected = expected + 0.1 * e[:, :4].flatten(0, 1).norm(p=1, dim=-1).mean()
+        else:
+            expected = vip_loss(e[:, 0], e[:, 2], e[:, 3], e[:, 1])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert "infonce" not in metrics or name == "clip"
+
+
+def _optimizer(model):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.clip.text_projection.sum().backward()
+    opt.step()
+    return opt
+
+
+def test_checkpoints_are_models_and_are_pruned(tmp_path):
+    model = liv.create("clip-tiny", seed=0)
+    opt = _optimizer(model)
+    for step in (10, 20, 30):
+        save_checkpoint(tmp_path, step, model, opt, {"steps": 30}, keep_last=2)
+    kept = list_checkpoints(tmp_path)
+    assert [p.name for p in kept] == ["step_00000020", "step_00000030"]
+    loaded = liv.load(kept[-1])
+    assert torch.equal(loaded.clip.text_projection, model.clip.text_projection)
+    state = load_training_state(kept[-1])
+    assert state["step"] == 30
+    fresh = torch.optim.Adam(liv.create("clip-tiny", seed=0).parameters(), lr=1e-3)
+    fresh.load_state_dict(state["optimizer"])
+    ours, saved = fresh.state_dict()["state"], opt.state_dict()["state"]
+    assert ours.keys() == saved.keys() and len(saved) > 0
+    assert all(torch.equal(ours[i]["exp_avg"], saved[i]["exp_avg"]) for i in saved)
+
+
+def test_a_partial_checkpoint_is_ignored_and_cleaned(tmp_path):
+    model = liv.create("clip-tiny", seed=0)
+    opt = _optimizer(model)
+    save_checkpoint(tmp_path, 5, model, opt, {}, keep_last=3)
+    partial = tmp_path / "checkpoints" / ".step_00000010.tmp-999"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"half")
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000005"]
+    assert remove_partial_checkpoints(tmp_path) == [partial] and not partial.exists()
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_hostile_training_state_is_refused(tmp_path):
+    import os
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    ck = tmp_path / "checkpoints" / "step_00000001"
+    ck.mkdir(parents=True)
+    with open(ck / "training_state.pt", "wb") as f:
+        pickle.dump({"optimizer": Evil(), "step": 1}, f)
+    with pytest.raises(liv.CheckpointError, match="training_state.pt"):
+        load_training_state(ck)
+    assert not marker.exists()
