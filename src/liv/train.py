@@ -137,14 +137,9 @@ def train(config: TrainConfig) -> Path:
                   f"{info.world_size} process(es) on {device}")
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if config.bf16 and device.type == "cuda"
                     else contextlib.nullcontext())
-        bn_train = config.batchnorm == "train"
 
         # ------------------------------------------------------------ steps
-        model.train()
-        if not bn_train:
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.eval()
+        _set_train_mode(model, config.batchnorm)
         tick, samples_since = time.perf_counter(), 0
         step = start_step
         for batch in loader:
@@ -174,13 +169,11 @@ def train(config: TrainConfig) -> Path:
                 save_checkpoint(run_dir, step, model, optimizer, config.to_dict(), config.keep_last)
             if eval_dataset is not None and step % config.eval_every == 0:
                 _evaluate(model, eval_dataset, step, run_dir, writer)
-                model.train()
-                if not bn_train:
-                    for m in model.modules():
-                        if isinstance(m, torch.nn.BatchNorm2d):
-                            m.eval()
+                _set_train_mode(model, config.batchnorm)
 
         # ------------------------------------------------------------ final model
+        if info.world_size > 1:
+            _check_ranks_agree(model, info)
         final = run_dir / "model"
         if info.is_main:
             save_checkpoint(run_dir, step, model, optimizer, config.to_dict(), config.keep_last)
@@ -192,6 +185,27 @@ def train(config: TrainConfig) -> Path:
         return final
     finally:
         shutdown_distributed()
+
+
+def _check_ranks_agree(model, info) -> None:
+    """Raise if the processes' parameters drifted apart (DDP keeps them equal; this proves it)."""
+    import torch.distributed as dist
+
+    fingerprint = torch.stack([p.detach().double().sum() for p in model.parameters()])
+    copies = [torch.empty_like(fingerprint) for _ in range(info.world_size)]
+    dist.all_gather(copies, fingerprint)
+    if any(not torch.equal(c, copies[0]) for c in copies):
+        raise TrainingError("parameters differ between processes: the distributed run is inconsistent")
+    if info.is_main:
+        print(f"liv train: parameters identical on all {info.world_size} processes")
+
+
+def _set_train_mode(model, batchnorm: str) -> None:
+    model.train()
+    if batchnorm == "frozen":  # running statistics; BN affine parameters still learn
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
 
 
 def _evaluate(model, dataset, step: int, run_dir: Path, writer) -> None:

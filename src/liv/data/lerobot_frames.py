@@ -1,0 +1,269 @@
+"""Frame sources of LeRobot datasets: episodes in mp4 files (whole or a time segment) or parquet images.
+
+Decoding uses PyAV: seek to the keyframe at or before the first wanted time, decode forward, match
+frames to wanted times by their presentation time (as LeRobot does). Open files are kept per process
+(see :class:`_OpenFiles`), so episodes pickle to DataLoader workers and v3.0 episodes sharing a file
+share one open handle.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from liv.data.episodes import DataError, check_indices
+
+_RESEEK_S = 1.0  # wanted frames further apart than this are reached by a new seek, not by decoding through
+
+
+def pyav():
+    """The ``av`` module, or ModuleNotFoundError saying how to install it."""
+    try:
+        import av
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("reading LeRobot videos needs PyAV: pip install 'liv[lerobot]'") from None
+    return av
+
+
+def parquet():
+    """The ``pyarrow.parquet`` module, or ModuleNotFoundError saying how to install it."""
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("reading LeRobot datasets needs pyarrow: pip install 'liv[lerobot]'") from None
+    return pq
+
+
+# ------------------------------------------------------------------------------------------ decoding
+
+class _OpenFiles:
+    """Files opened by this process (PyAV containers, parquet readers), the least recently used closed first.
+
+    v3.0 episodes share files, so they share one handle. After a fork (DataLoader workers) the
+    inherited handles are dropped, never used: each process opens its own.
+    """
+
+    def __init__(self, limit: int = 16):
+        self.limit = limit
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._open: OrderedDict[tuple[str, str], object] = OrderedDict()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """This process's lock, held while a handle is used (a forked child must not inherit a held lock)."""
+        if self._pid != os.getpid():
+            self._pid, self._lock, self._open = os.getpid(), threading.Lock(), OrderedDict()
+        return self._lock
+
+    def get(self, kind: str, path: str):
+        """The open handle of ``path`` ("video": PyAV container, "parquet": ParquetFile); call with the lock held."""
+        key = (kind, path)
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key]
+        handle = pyav().open(path) if kind == "video" else parquet().ParquetFile(path)
+        self._open[key] = handle
+        while len(self._open) > self.limit:
+            _, old = self._open.popitem(last=False)
+            old.close()
+        return handle
+
+    def drop(self, kind: str, path: str) -> None:
+        self._open.pop((kind, path), None)
+
+
+_FILES = _OpenFiles()
+
+
+def decode_at_times(path: str, times: Sequence[float], fps: float, where: str) -> list[np.ndarray]:
+    """Frames of the video at ``path`` shown at ``times`` (seconds, ascending) -> list of (H, W, 3) uint8.
+
+    Seeks to the keyframe at or before the first wanted time and decodes forward, seeking again
+    across gaps longer than a second. A frame matches a time within 0.4 frame periods; a time with
+    no frame raises DataError naming ``where``.
+    """
+    av = pyav()
+    tol = 0.4 / fps
+    out: list[np.ndarray] = []
+    with _FILES.lock:
+        try:
+            container = _FILES.get("video", path)
+            stream = container.streams.video[0]
+            while len(out) < len(times):
+                target = times[len(out)]
+                container.seek(max(0, int((target - tol) / stream.time_base)), stream=stream, backward=True)
+                for frame in container.decode(stream):
+                    if frame.pts is None:
+                        continue
+                    t = float(frame.pts * stream.time_base)
+                    if t > times[len(out)] + tol:
+                        raise DataError(where, f"no video frame at {times[len(out)]:.4f} s (the next is at {t:.4f} s)")
+                    if t >= times[len(out)] - tol:
+                        out.append(frame.to_ndarray(format="rgb24"))
+                        if len(out) == len(times) or times[len(out)] - t > _RESEEK_S:
+                            break
+                else:
+                    raise DataError(where, f"the video ends before {times[len(out)]:.4f} s")
+        except (av.FFmpegError, IndexError, OSError) as e:
+            _FILES.drop("video", path)
+            if isinstance(e, FileNotFoundError):
+                raise DataError(where, "video file not found") from None
+            raise DataError(where, f"cannot decode the video ({type(e).__name__}: {e})") from None
+    return out
+
+
+def _probe(path: str) -> tuple[float, int]:
+    """(duration in seconds, frame count or 0 if the header does not say) of a video's first stream."""
+    av = pyav()
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = float(container.duration or 0) / av.time_base
+        return duration, int(stream.frames or 0)
+
+
+# ------------------------------------------------------------------------------------ frame sources
+
+class LeRobotVideoFrames:
+    """The frames of one episode in a LeRobot mp4: a whole file (v2.1) or a time segment of one (v3.0).
+
+    ``timestamps`` (T,) float64 are the episode's parquet ``timestamp`` column in seconds; frame i is
+    the video frame at ``from_timestamp + timestamps[i]``. ``to_timestamp`` is the segment's end
+    (exclusive), None for the whole file. Containers are opened lazily, once per process.
+    """
+
+    def __init__(self, path: Path, timestamps: np.ndarray, fps: float, episode_index: int,
+                 from_timestamp: float = 0.0, to_timestamp: float | None = None):
+        self.path = Path(path)
+        self.timestamps = np.asarray(timestamps, dtype=np.float64)
+        self.fps = float(fps)
+        self.episode_index = int(episode_index)
+        self.from_timestamp = float(from_timestamp)
+        self.to_timestamp = None if to_timestamp is None else float(to_timestamp)
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    def describe(self) -> str:
+        if self.to_timestamp is None:
+            return f"{self.path} (episode {self.episode_index})"
+        return f"{self.path} [{self.from_timestamp:.4f} s, {self.to_timestamp:.4f} s) (episode {self.episode_index})"
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked (each decoded once)."""
+        idx = check_indices(indices, len(self), self.describe())
+        if not idx:
+            return np.zeros((0, 0, 0, 3), np.uint8)
+        unique = sorted(set(idx), key=lambda i: self.timestamps[i])
+        times = [self.from_timestamp + self.timestamps[i] for i in unique]
+        frames = dict(zip(unique, decode_at_times(str(self.path), times, self.fps, self.describe())))
+        return np.stack([frames[i] for i in idx])
+
+    def validate(self, full: bool = False) -> list[str]:
+        """Problems (empty if none): missing file, segment outside the video, frame count != parquet rows.
+
+        ``full`` decodes every frame of the episode and checks each wanted timestamp has a frame.
+        """
+        where = self.describe()
+        if not self.path.is_file():
+            return [f"{where}: video file not found"]
+        try:
+            duration, frames = _probe(str(self.path))
+        except Exception as e:  # PyAV raises many types for a damaged file
+            return [f"{where}: cannot open the video ({type(e).__name__}: {e})"]
+        tol = 0.4 / self.fps
+        problems = []
+        end = duration if self.to_timestamp is None else self.to_timestamp
+        if self.to_timestamp is not None and (self.to_timestamp > duration + tol or self.from_timestamp < -tol):
+            problems.append(f"{where}: the segment lies outside the video, which lasts {duration:.4f} s")
+        if self.to_timestamp is None and frames:
+            in_video = frames
+        else:
+            in_video = round((end - self.from_timestamp) * self.fps)
+        if in_video != len(self):
+            problems.append(f"{where}: the video has {in_video} frames for this episode at {self.fps:g} fps but "
+                            f"the parquet data has {len(self)} rows")
+        if full and not problems:
+            try:
+                self.read(range(len(self)))
+            except DataError as e:
+                problems.append(str(e))
+        return problems
+
+
+class LeRobotImageFrames:
+    """The frames of one episode stored as encoded images in a parquet column (LeRobot ``image`` features).
+
+    Rows ``[row_start, row_start + length)`` of column ``column`` in ``path``; each cell is a
+    ``{bytes, path}`` struct holding a PNG/JPEG. Read by row group, lazily, once per process.
+    """
+
+    def __init__(self, path: Path, column: str, row_start: int, length: int, episode_index: int):
+        self.path = Path(path)
+        self.column = column
+        self.row_start = int(row_start)
+        self.length = int(length)
+        self.episode_index = int(episode_index)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def describe(self) -> str:
+        return f"{self.path} column {self.column} (episode {self.episode_index})"
+
+    def _cells(self, rows: list[int]) -> dict[int, dict]:
+        with _FILES.lock:
+            try:
+                pf = _FILES.get("parquet", str(self.path))
+            except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+                raise DataError(self.describe(), f"cannot open the parquet file ({e})") from None
+            bounds = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+            absolute = [self.row_start + r for r in rows]
+            groups = sorted({int(np.searchsorted(bounds, a, side="right")) - 1 for a in absolute})
+            table = pf.read_row_groups(groups, columns=[self.column])
+        offset = {g: int(sum(bounds[h + 1] - bounds[h] for h in groups if h < g)) for g in groups}
+        column = table.column(0)
+        out = {}
+        for r, a in zip(rows, absolute):
+            g = int(np.searchsorted(bounds, a, side="right")) - 1
+            out[r] = column[offset[g] + a - int(bounds[g])].as_py()
+        return out
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked (each decoded once)."""
+        from PIL import Image
+
+        idx = check_indices(indices, len(self), self.describe())
+        if not idx:
+            return np.zeros((0, 0, 0, 3), np.uint8)
+        decoded = {}
+        for i, cell in self._cells(sorted(set(idx))).items():
+            data = cell.get("bytes") if isinstance(cell, dict) else None
+            if not data:
+                raise DataError(self.describe(), f"frame {i}: the image is not embedded in the parquet file")
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    decoded[i] = np.array(im.convert("RGB"), dtype=np.uint8)
+            except Exception as e:  # Pillow signals corrupt data with many exception types
+                raise DataError(self.describe(), f"frame {i}: cannot decode the image ({e})") from None
+        return np.stack([decoded[i] for i in idx])
+
+    def validate(self, full: bool = False) -> list[str]:
+        """Problems (empty if none): missing file; with ``full``, images that do not decode."""
+        if not self.path.is_file():
+            return [f"{self.describe()}: parquet file not found"]
+        if full:
+            try:
+                self.read(range(len(self)))
+            except DataError as e:
+                return [str(e)]
+        return []
