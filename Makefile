@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	# torch first, pinned: the local CPU wheel. Anything later that needs torch then finds it installed.
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e ".[test,video,lerobot]"
+	$(PY) -m pip install -e ".[test,sim]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -171,6 +171,20 @@ class Command:
     presets: bool = False
 
 
+def _lazy(module: str, name: str) -> Callable[[], Any]:
+    """A getter importing ``module.name`` only when the command is used or listed."""
+    def get() -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+
+    return get
+
+
+def _run(module: str, name: str) -> Callable[[Any], int]:
+    return lambda args: _lazy(module, name)()(args)
+
+
 def _train_config() -> type:
     from liv.training.config import TrainConfig
 
@@ -182,6 +196,12 @@ COMMANDS: dict[str, Command] = {
     "convert": Command(lambda: ConvertArgs, run_convert),
     "embed": Command(lambda: EmbedArgs, run_embed),
     "train": Command(_train_config, run_train, presets=True),
+    "reward": Command(_lazy("liv.eval.commands", "RewardArgs"), _run("liv.eval.commands", "run_reward")),
+    "evaluate": Command(_lazy("liv.eval.commands", "EvaluateArgs"), _run("liv.eval.commands", "run_evaluate")),
+    "compare": Command(_lazy("liv.eval.commands", "CompareArgs"), _run("liv.eval.commands", "run_compare")),
+    "data check": Command(_lazy("liv.data.check", "DataCheckArgs"), _run("liv.data.check", "run_data_check")),
+    "data epic-kitchens": Command(_lazy("liv.data.epic_kitchens", "EpicKitchensArgs"),
+                                  _run("liv.data.epic_kitchens", "run_epic_kitchens")),
     "demo": Command(lambda: DemoArgs, run_demo),
 }
 """Commands by name; a space in a name makes a group (``data check`` is ``liv data check``)."""

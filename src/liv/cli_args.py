@@ -58,10 +58,11 @@ def _argument_spec(tp: Any) -> dict[str, Any]:
         return {"action": argparse.BooleanOptionalAction}
     if origin is Literal:
         return {"type": type(args[0]), "choices": list(args)}
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return {"type": _scalar(args[0]), "nargs": len(args)}
     if origin in (list, tuple):
-        inner = args[0] if args else str
-        nargs: Any = len(args) if origin is tuple and args and args[-1] is not Ellipsis else "*"
-        return {"type": _scalar(inner), "nargs": nargs}
+        # extend: `--goal a --goal b` and `--goal a b` both give [a, b]
+        return {"type": _scalar(args[0] if args else str), "nargs": "+", "action": "extend"}
     return {"type": _scalar(tp)}
 
 
@@ -89,7 +90,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         help_text = docs.get(f.name, f.metadata.get("help", ""))
-        if has_default and default not in (None, [], ()) and spec.get("action") is None:
+        if has_default and default not in (None, [], ()) and spec.get("action") is not argparse.BooleanOptionalAction:
             help_text += f" (default: {default})"
         if f.metadata.get("positional"):
             if not has_default:

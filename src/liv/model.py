@@ -151,6 +151,21 @@ class LIVModel(nn.Module):
         frame_emb = self.encode_images(frames, batch_size=batch_size)
         return torch.nn.functional.cosine_similarity(frame_emb, goal_emb.unsqueeze(0), dim=-1)
 
+    def values(self, frames: np.ndarray | torch.Tensor, goals: Any, scale: str = "similarity",
+               gamma: float = 0.98, batch_size: int = 64) -> torch.Tensor:
+        """Similarity or value of frames for one goal -> (N,), or for a list of G goals -> (N, G);
+        frames are embedded once. See :func:`liv.reward.values`."""
+        from liv.reward import values
+
+        return values(self, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size)  # type: ignore[arg-type]
+
+    def rewards(self, frames: np.ndarray | torch.Tensor, goals: Any, scale: str = "similarity",
+                gamma: float = 0.98, batch_size: int = 64) -> torch.Tensor:
+        """Potential-based reward S(o_t+1) - S(o_t) -> (N-1,) or (N-1, G). See :func:`liv.reward.rewards`."""
+        from liv.reward import rewards
+
+        return rewards(self, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size)  # type: ignore[arg-type]
+
     # ----------------------------------------------------------------------------- persistence
     def save(self, directory: str | os.PathLike) -> None:
         """Write ``model.safetensors`` (OpenAI CLIP keys) and ``config.json`` into ``directory``,

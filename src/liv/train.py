@@ -148,9 +148,7 @@ def train(config: TrainConfig) -> Path:
             with autocast:
                 loss, metrics = objective(ddp, batch, step)
             if not torch.isfinite(loss):
-                kept = list_checkpoints(run_dir)
-                raise TrainingError(f"step {step}: loss is {loss.item()} ({ {k: v.item() for k, v in metrics.items()} }); "
-                                    f"stopped. Last good checkpoint: {kept[-1] if kept else 'none (no checkpoint yet)'}")
+                raise TrainingError(_diverged(run_dir, step, metrics) if info.is_main else f"step {step}: loss diverged")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -185,6 +183,19 @@ def train(config: TrainConfig) -> Path:
         return final
     finally:
         shutdown_distributed()
+
+
+def _diverged(run_dir: Path, step: int, metrics: dict) -> str:
+    """Set aside a checkpoint holding the weights that just produced a non-finite loss; say what is kept."""
+    kept = list_checkpoints(run_dir)
+    note = ""
+    if kept and kept[-1].name == f"step_{step:08d}":  # saved after the update that broke the weights
+        bad = kept.pop()
+        bad.rename(bad.with_name(bad.name + ".diverged"))
+        note = f" The checkpoint of this step was renamed to {bad.name}.diverged."
+    terms = ", ".join(f"{k} {v.item():.6g}" for k, v in metrics.items())
+    return (f"step {step}: loss is not finite ({terms}); training stopped.{note} Last good checkpoint: "
+            f"{kept[-1] if kept else 'none'} (lower --lr or check the data, then --resume).")
 
 
 def _check_ranks_agree(model, info) -> None:

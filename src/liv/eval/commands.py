@@ -1,0 +1,361 @@
+"""`liv reward`, `liv evaluate` and `liv compare`: option dataclasses and the functions that run them."""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from liv.data.episodes import Episode, EpisodeDataset
+    from liv.model import LIVModel
+
+DataFormat = Literal["auto", "frames", "video", "lerobot"]
+
+
+@dataclass
+class RewardArgs:
+    """Score frames against goals: per-frame similarity (value) and LIV reward, as CSV, plot and animation."""
+
+    model: Path
+    """Model to use (any format `liv info` reads)."""
+    out: Path
+    """Output directory (rewards.csv, rewards.png, rewards.mp4/.gif); with --data, the output .parquet file."""
+    input: Path | None = field(default=None, metadata={"positional": True})
+    """A video file, a folder of images, or a dataset (manifest.csv or its folder, LeRobot root; see --episode)."""
+    goal: list[str] = field(default_factory=list)
+    """Text goals (repeat the option). Default for a dataset episode: its own text."""
+    goal_image: list[Path] = field(default_factory=list)
+    """Image goals: PNG/JPEG files (repeat the option)."""
+    episode: int = 0
+    """Which episode of a dataset INPUT to score (0-based)."""
+    animate: bool = False
+    """Also write an animation of the video beside its growing curves."""
+    animation_format: Literal["mp4", "gif"] = "mp4"
+    """Animation container: mp4 (H.264, streamed) or gif (held in memory; for short clips)."""
+    data: Path | None = None
+    """Instead of INPUT: score every episode of this dataset against its own text (and the --goal texts and
+    --goal-image images) and write a tidy parquet to --out (columns episode, task, frame, goal, value, reward)."""
+    scale: Literal["similarity", "value"] = "similarity"
+    """similarity: S = cos(phi(o), goal) in [-1, 1]; value: S / (1 - gamma), the units of LIV's value."""
+    gamma: float = 0.98
+    """Discount for --scale value."""
+    fps: float | None = None
+    """Frame rate for time_s and the animation when the data has none (frame folders; default 30)."""
+    format: DataFormat = "auto"
+    """Dataset format of INPUT / --data: auto, frames, video or lerobot."""
+    camera: str | None = None
+    """Camera (image key) of a LeRobot dataset."""
+    device: str = "cpu"
+    """Torch device, e.g. cpu or cuda:0."""
+    batch_size: int = 64
+    """Frames per image-encoder pass."""
+
+
+@dataclass
+class EvaluateArgs:
+    """Measure reward quality on a dataset (VOC, negative rate, language confusion matrix, AUROC): metrics.json
+    and a self-contained report.html."""
+
+    model: Path
+    """Model to evaluate (any format `liv info` reads)."""
+    data: Path
+    """Dataset: manifest.csv (or its folder) of frame folders or videos, or a LeRobot root."""
+    out: Path
+    """Output directory for metrics.json and report.html."""
+    extra_goal: list[str] = field(default_factory=list)
+    """Distractor texts added as columns of the confusion matrix (e.g. "do nothing")."""
+    max_episodes_per_task: int | None = None
+    """Evaluate at most this many episodes of each task (the first ones); default all."""
+    episodes_per_task: int = 3
+    """Episodes per task whose curves the report plots."""
+    format: DataFormat = "auto"
+    """Dataset format: auto, frames, video or lerobot."""
+    camera: str | None = None
+    """Camera (image key) of a LeRobot dataset."""
+    device: str = "cpu"
+    """Torch device, e.g. cpu or cuda:0."""
+    batch_size: int = 64
+    """Frames per image-encoder pass."""
+
+
+@dataclass
+class CompareArgs:
+    """Evaluate several models on one dataset and put their metrics side by side (compare.json, compare.html)."""
+
+    models: list[Path]
+    """Models to compare (any format `liv info` reads); labelled by file or folder name."""
+    data: Path
+    """Dataset: manifest.csv (or its folder) of frame folders or videos, or a LeRobot root."""
+    out: Path
+    """Output directory for compare.json and compare.html."""
+    extra_goal: list[str] = field(default_factory=list)
+    """Distractor texts added as columns of the confusion matrix."""
+    max_episodes_per_task: int | None = None
+    """Evaluate at most this many episodes of each task; default all."""
+    format: DataFormat = "auto"
+    """Dataset format: auto, frames, video or lerobot."""
+    camera: str | None = None
+    """Camera (image key) of a LeRobot dataset."""
+    device: str = "cpu"
+    """Torch device, e.g. cpu or cuda:0."""
+    batch_size: int = 64
+    """Frames per image-encoder pass."""
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def slug(text: str, limit: int = 48) -> str:
+    """A goal text or file name as a column-friendly label: lower case, [a-z0-9_] only, at most ``limit``."""
+    s = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit].rstrip("_")
+    return s or "goal"
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}_{seen[label]}")
+    return out
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: cannot read image ({e})") from None
+
+
+def _is_single(path: Path) -> bool:
+    """A lone video file or a plain folder of images (no manifest, not LeRobot): one episode, no text."""
+    from liv.data.frame_folders import MANIFEST_NAME
+    from liv.data.video_files import VIDEO_SUFFIXES
+
+    if path.is_file():
+        return path.suffix.lower() in VIDEO_SUFFIXES
+    return path.is_dir() and not (path / MANIFEST_NAME).exists() and not (path / "meta" / "info.json").exists()
+
+
+def _fps(episode: Episode, given: float | None) -> float:
+    """Frame rate: --fps, else the data's own (LeRobot meta, video stream, manifest column), else 30."""
+    if given is not None:
+        if given <= 0:
+            raise ValueError(f"--fps must be positive, got {given}")
+        return float(given)
+    candidates = [episode.meta.get("fps"), getattr(episode.frames, "fps", None)]
+    info = getattr(episode.frames, "info", None)
+    if callable(info):
+        candidates.append(getattr(info(), "rate", None))
+    for c in candidates:
+        try:
+            if c is not None and float(c) > 0:
+                return float(c)
+        except (TypeError, ValueError):
+            continue
+    return 30.0
+
+
+def _embed_episode(model: LIVModel, episode: Episode, batch_size: int, progress: bool) -> Any:
+    """(T, D) image embeddings of an episode, decoded and encoded a chunk at a time."""
+    import torch
+    from tqdm.auto import tqdm
+
+    chunk = max(batch_size, 256)
+    parts = []
+    with tqdm(total=len(episode), desc="embed", unit="frame", disable=None if progress else True,
+              file=sys.stderr) as bar:  # None: only on a terminal
+        for start in range(0, len(episode), chunk):
+            frames = episode.read(range(start, min(start + chunk, len(episode))))
+            parts.append(model.encode_images(frames, batch_size=batch_size))
+            bar.update(len(frames))
+    return torch.cat(parts) if parts else torch.empty(0, model.embed_dim)
+
+
+def _open(path: Path, format: str, camera: str | None, text: str | None = None) -> EpisodeDataset:
+    from liv.data.open import open_dataset
+
+    return open_dataset(path, format=format, camera=camera, text=text)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------- liv reward
+def run_reward(args: RewardArgs) -> int:
+    """`liv reward`: one input -> rewards.csv, rewards.png (and an animation); or --data -> parquet."""
+    import liv
+    from liv.eval.report import plot_reward_curves, write_reward_animation
+    from liv.reward import embed_goals, scores_from_embeddings
+
+    if (args.input is None) == (args.data is None):
+        raise ValueError("give exactly one of INPUT (a video, image folder or dataset) and --data DATASET")
+    if args.data is not None:
+        return _reward_dataset(args)
+    assert args.input is not None
+    single = _is_single(args.input)
+    if single and not args.goal and not args.goal_image:
+        raise ValueError(f"{args.input} has no text of its own: give --goal TEXT and/or --goal-image PATH")
+    dataset = _open(args.input, args.format, args.camera,
+                    text=(args.goal[0] if args.goal else args.input.stem) if single else None)
+    if not 0 <= args.episode < len(dataset):
+        raise ValueError(f"--episode {args.episode} is out of range: {args.input} has {len(dataset)} episodes")
+    episode = dataset[args.episode]
+    if len(episode) == 0:
+        raise ValueError(f"{episode.source}: the episode has no frames")
+
+    texts = list(args.goal) or ([] if args.goal_image else [episode.text])
+    goals: list[Any] = texts + [_read_image(p) for p in args.goal_image]
+    labels = _unique([slug(t) for t in texts] + [slug(p.stem) for p in args.goal_image])
+    model = liv.load(args.model, device=args.device)
+    fps = _fps(episode, args.fps)
+    goal_emb = embed_goals(model, goals)
+    frame_emb = _embed_episode(model, episode, args.batch_size, progress=True)
+    scores = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
+    times = np.arange(len(episode)) / fps
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = "sim" if args.scale == "similarity" else "value"
+    with open(out / "rewards.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frame", "time_s"] + [c for lab in labels for c in (f"{prefix}_{lab}", f"reward_{lab}")])
+        for t in range(len(episode)):
+            row: list[Any] = [t, f"{times[t]:.6f}"]
+            for g in range(len(labels)):
+                # Row t holds the reward of the step leaving frame t; the last frame has none.
+                reward = f"{scores[t + 1, g] - scores[t, g]:.9g}" if t + 1 < len(episode) else ""
+                row += [f"{scores[t, g]:.9g}", reward]
+            writer.writerow(row)
+    names = _unique(texts + [p.name for p in args.goal_image])  # legend keys: one per goal
+    ylabel = "similarity S" if args.scale == "similarity" else f"value S / (1 - {args.gamma:g})"
+    curves = {name: scores[:, g] for g, name in enumerate(names)}
+    title = f"{episode.frames.describe()}"
+    plot_reward_curves(times, curves, out / "rewards.png", title=_clip(title), ylabel=ylabel)
+    written = ["rewards.csv", "rewards.png"]
+    if args.animate:
+        anim = out / f"rewards.{args.animation_format}"
+        write_reward_animation(episode.read, len(episode), times, curves, anim, fps=fps, title=_clip(title, 50),
+                               ylabel=ylabel, progress=True)
+        written.append(anim.name)
+    print(f"{len(episode)} frames at {fps:g} fps, {len(labels)} goal(s): wrote {', '.join(written)} in {out}")
+    for g, label in enumerate(labels):
+        print(f"  {label}: {prefix} {scores[0, g]:.4f} -> {scores[-1, g]:.4f}, "
+              f"total reward {scores[-1, g] - scores[0, g]:+.4f}")
+    return 0
+
+
+def _clip(text: str, n: int = 90) -> str:
+    return text if len(text) <= n else "\u2026" + text[-(n - 1):]
+
+
+def _reward_dataset(args: RewardArgs) -> int:
+    """--data mode: every episode against its own text and the extra goals -> one tidy parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+    from tqdm.auto import tqdm
+
+    import liv
+    from liv.reward import scores_from_embeddings
+
+    assert args.data is not None
+    if args.out.suffix.lower() != ".parquet":
+        raise ValueError(f"with --data, --out must be a .parquet file, got {args.out}")
+    dataset = _open(args.data, args.format, args.camera)
+    model = liv.load(args.model, device=args.device)
+    extras = list(dict.fromkeys(args.goal))
+    texts = list(dict.fromkeys(list(dataset.texts) + extras))
+    text_emb = dict(zip(texts, model.encode_texts(texts))) if texts else {}  # every text once
+    image_goals = [(p.name, model.encode_images(_read_image(p))[0]) for p in args.goal_image]
+    cols: dict[str, list] = {k: [] for k in ("episode", "task", "frame", "goal", "value", "reward")}
+    for index, episode in enumerate(tqdm(dataset, desc="episodes", unit="episode", disable=None, file=sys.stderr)):
+        if len(episode) == 0:
+            continue
+        goals = [episode.text] + [t for t in extras if t != episode.text]
+        names = goals + [name for name, _ in image_goals]
+        goal_emb = torch.stack([text_emb[t] for t in goals] + [e for _, e in image_goals])
+        frame_emb = _embed_episode(model, episode, args.batch_size, progress=False)
+        v = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
+        n = len(episode)
+        for g, name in enumerate(names):
+            cols["episode"] += [index] * n
+            cols["task"] += [episode.text] * n
+            cols["frame"] += range(n)
+            cols["goal"] += [name] * n
+            cols["value"] += v[:, g].tolist()
+            cols["reward"] += (v[1:, g] - v[:-1, g]).tolist() + [None]  # leaving frame t; none after the last
+    table = pa.table({"episode": pa.array(cols["episode"], pa.int64()), "task": pa.array(cols["task"], pa.string()),
+                      "frame": pa.array(cols["frame"], pa.int64()), "goal": pa.array(cols["goal"], pa.string()),
+                      "value": pa.array(cols["value"], pa.float64()), "reward": pa.array(cols["reward"], pa.float64())})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, args.out)
+    print(f"wrote {args.out}: {table.num_rows} rows ({len(dataset)} episodes, scale {args.scale})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- evaluate, compare
+def _summary(results: dict[str, Any]) -> str:
+    ov = results["overall"]
+
+    def f(x: Any) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    return (f"text-goal VOC {f(ov['text_goal']['voc'])}, negative rate {f(ov['text_goal']['negative_rate'])}; "
+            f"image-goal VOC {f(ov['image_goal']['voc'])}; retrieval accuracy {f(ov['retrieval_accuracy']['final'])}; "
+            f"AUROC {f(ov['auroc'])} ({ov['num_episodes']} episodes, {len(results['tasks'])} tasks)")
+
+
+def run_evaluate(args: EvaluateArgs) -> int:
+    """`liv evaluate`: metrics.json and report.html for one model on one dataset."""
+    import liv
+    from liv.eval.metrics import evaluate_dataset
+    from liv.eval.report import write_report
+
+    dataset = _open(args.data, args.format, args.camera)
+    model = liv.load(args.model, device=args.device)
+    results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
+                               max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
+                               progress=True)
+    results["model"]["path"] = str(args.model)
+    report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
+                          title=f"LIV reward report: {args.model.name}")
+    print(_summary(results))
+    print(f"wrote {args.out / 'metrics.json'} and {report}")
+    return 0
+
+
+def model_labels(paths: list[Path]) -> list[str]:
+    """Short distinct labels for model paths: their names, or more of the path where names repeat."""
+    for depth in range(1, max((len(p.parts) for p in paths), default=1) + 1):
+        labels = ["/".join(p.parts[-depth:]) for p in paths]
+        if len(set(labels)) == len(labels):
+            return labels
+    return _unique([str(p) for p in paths])
+
+
+def run_compare(args: CompareArgs) -> int:
+    """`liv compare`: every model evaluated on the same dataset -> compare.json and compare.html."""
+    import liv
+    from liv.eval.metrics import evaluate_dataset
+    from liv.eval.report import write_compare
+
+    if not args.models:
+        raise ValueError("give at least one model with --models")
+    dataset = _open(args.data, args.format, args.camera)
+    results = {}
+    for label, path in zip(model_labels(list(args.models)), args.models):
+        model = liv.load(path, device=args.device)
+        r = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
+                             max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
+                             progress=True)
+        r["model"]["path"] = str(path)
+        results[label] = r
+        print(f"{label}: {_summary(r)}")
+    page = write_compare(results, args.out)
+    print(f"wrote {args.out / 'compare.json'} and {page}")
+    return 0
