@@ -115,7 +115,7 @@ def test_missing_frame_file_is_named(dataset_dir):
 def test_corrupt_image_is_named(dataset_dir):
     (dataset_dir / "episode_000000" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     episode = read_frame_folders(dataset_dir)[0]
-    with pytest.raises(DataError, match=r"episode_000000/2\.png: cannot decode image"):
+    with pytest.raises(DataError, match=r"episode_000000/2\.png \(episode .*manifest\.csv row 1\): cannot decode image"):
         episode.read([2])
     assert episode.frames.validate(full=False) == []
     [problem] = episode.frames.validate(full=True)
@@ -125,7 +125,7 @@ def test_corrupt_image_is_named(dataset_dir):
 def test_truncated_image_is_named(dataset_dir):
     path = dataset_dir / "episode_000000" / "3.png"
     path.write_bytes(path.read_bytes()[:60])
-    with pytest.raises(DataError, match=r"3\.png: cannot decode image"):
+    with pytest.raises(DataError, match=r"3\.png \(episode .*manifest\.csv row 1\): cannot decode image"):
         read_frame_folders(dataset_dir)[0].read([3])
 
 

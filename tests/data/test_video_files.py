@@ -173,7 +173,7 @@ def test_segment_beyond_the_end_of_the_video(tmp_path):
     episode = read_video_manifest(tmp_path)[0]
     assert len(episode) == 8
     assert episode.frames.validate() == [f"{tmp_path / 'v.mp4'} [frames 4:12]: end_frame 12 is beyond the video's 8 frames"]
-    with pytest.raises(DataError, match=r"v\.mp4: frame 8: the video ends after frame 7"):
+    with pytest.raises(DataError, match=r"v\.mp4 \(episode .*manifest\.csv row 1\): frame 8: the video ends after frame 7"):
         episode.read([4])
     assert len(episode.frames.validate(full=True)) == 1  # frames past the end are not decoded again
 

@@ -209,12 +209,12 @@ def _decode(episode: Episode, indices: list[int], report: CheckReport, quiet: bo
     for start in range(0, len(indices), _CHUNK):
         chunk = indices[start:start + _CHUNK]
         try:
-            frames = episode.read(chunk)
+            frames = episode.frames.read(chunk)  # the report adds the row itself
         except Exception:
             # Read frame by frame so that every bad frame is named, not only the first.
             for i in chunk:
                 try:
-                    size = _size(episode.read([i]), episode, report) or size
+                    size = _size(episode.frames.read([i]), episode, report) or size
                     report.decoded_frames += count
                 except Exception as e:
                     if not quiet:

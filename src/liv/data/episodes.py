@@ -66,8 +66,17 @@ class Episode:
         return len(self.frames)
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` -> (K, H, W, 3) uint8; see :meth:`FrameSource.read`."""
-        return self.frames.read(indices)
+        """Frames at ``indices`` -> (K, H, W, 3) uint8; see :meth:`FrameSource.read`.
+
+        A DataError from the source is re-raised naming this episode's declaration too (e.g. the
+        manifest row), so a failure during training points at the line to fix.
+        """
+        try:
+            return self.frames.read(indices)
+        except DataError as e:
+            if self.source in e.where:
+                raise
+            raise DataError(f"{e.where} (episode {self.source})", e.problem) from None
 
     def all_frames(self) -> np.ndarray:
         """Every frame -> (T, H, W, 3) uint8 (decodes the whole episode: for scoring, not training)."""

@@ -42,6 +42,9 @@ def parquet():
 
 # ------------------------------------------------------------------------------------------ decoding
 
+_INHERITED: list = []  # handle caches of parent processes, kept alive on purpose
+
+
 class _OpenFiles:
     """Files opened by this process (PyAV containers, parquet readers), the least recently used closed first.
 
@@ -59,6 +62,9 @@ class _OpenFiles:
     def lock(self) -> threading.Lock:
         """This process's lock, held while a handle is used (a forked child must not inherit a held lock)."""
         if self._pid != os.getpid():
+            # A forked child must not free the parent's handles: freeing an FFmpeg decoder joins threads
+            # that exist only in the parent (a hang). They stay referenced, unused.
+            _INHERITED.append(self._open)
             self._pid, self._lock, self._open = os.getpid(), threading.Lock(), OrderedDict()
         return self._lock
 

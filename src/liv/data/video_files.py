@@ -108,12 +108,15 @@ class _Pool:
 
 
 _POOL = _Pool()
+_INHERITED: list[_Pool] = []  # pools of parent processes, kept alive on purpose (see _pool)
 
 
 def _pool() -> _Pool:
     global _POOL
     if _POOL.pid != os.getpid():
-        # Forked: the parent's containers (and possibly its held lock) must not be shared.
+        # Forked: the parent's containers (and possibly its held lock) must not be shared. Nor may they
+        # be freed here: freeing an FFmpeg decoder joins threads that exist only in the parent (a hang).
+        _INHERITED.append(_POOL)
         _POOL = _Pool()
     return _POOL
 

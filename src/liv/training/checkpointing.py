@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from liv.checkpoints.errors import CheckpointError
 STATE_FILE = "training_state.pt"
 RUN_CONFIG_FILE = "train_config.json"
 _PREFIX = "step_"
+_NAME = re.compile(r"step_\d{8}")  # set-aside (".diverged") and temporary directories do not match
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -72,7 +74,7 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX) and (p / STATE_FILE).is_file()]
+    found = [p for p in root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name) and (p / STATE_FILE).is_file()]
     return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
 
 
