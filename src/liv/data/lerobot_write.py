@@ -167,9 +167,9 @@ def _jsonable(stats: dict[str, dict[str, np.ndarray]]) -> dict:
 # --------------------------------------------------------------------------------------------- video
 
 class _VideoWriter:
-    """An mp4 (libx264, yuv420p) being written; counts the frames and bytes muxed so far."""
+    """An mp4 (libx264 yuv420p, or libx264rgb rgb24 when lossless) being written; counts frames and bytes."""
 
-    def __init__(self, path: Path, fps: int, width: int, height: int, crf: int, gop: int):
+    def __init__(self, path: Path, fps: int, width: int, height: int, crf: int, gop: int, lossless: bool = False):
         import av
 
         if "libx264" not in av.codecs_available:
@@ -177,8 +177,13 @@ class _VideoWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.av = av
         self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream("libx264", rate=fps, options={"crf": str(crf), "g": str(gop)})
-        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+        if lossless:  # pixel-exact RGB (qp 0): for tests and archival; about 5x larger files
+            self.stream = self.container.add_stream("libx264rgb", rate=fps, options={"qp": "0", "g": str(gop)})
+            self.stream.pix_fmt = "rgb24"
+        else:
+            self.stream = self.container.add_stream("libx264", rate=fps, options={"crf": str(crf), "g": str(gop)})
+            self.stream.pix_fmt = "yuv420p"
+        self.stream.width, self.stream.height = width, height
         self.frames = 0
         self.bytes = 0
 
@@ -333,7 +338,7 @@ def _write_json(path: Path, obj) -> None:
 
 def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: int,
                   camera: str = "observation.images.main", version: str = "v3.0", robot_type: str | None = None, *,
-                  crf: int = 23, gop: int = 2, chunks_size: int = 1000, episodes_per_file: int | None = None,
+                  crf: int = 23, gop: int = 2, lossless: bool = False, chunks_size: int = 1000, episodes_per_file: int | None = None,
                   data_files_size_in_mb: float = 100, video_files_size_in_mb: float = 200,
                   action_names: Sequence[str] | None = None, state_names: Sequence[str] | None = None) -> Path:
     """Write ``episodes`` as a LeRobot dataset at ``root`` (a new or empty folder) -> ``root``.
@@ -343,7 +348,8 @@ def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: i
     ``success`` (T,) bool; an optional key must be given for every episode or none. ``episodes`` may
     be a generator: one episode is held at a time. ``fps``: frames per second (int). ``camera``: the
     video feature's name. ``version``: "v3.0" or "v2.1". ``crf``/``gop``: libx264 quality (lower is
-    better) and keyframe interval (small = fast random access). v3.0 only: ``episodes_per_file``,
+    better) and keyframe interval (small = fast random access); ``lossless``: pixel-exact libx264rgb
+    instead. v3.0 only: ``episodes_per_file``,
     ``data_files_size_in_mb``, ``video_files_size_in_mb`` bound the episodes per data/video file (a
     file always takes at least one); ``chunks_size`` is files per chunk folder (v2.1: episodes per
     chunk). ``action_names``/``state_names`` name the dimensions (default ``action_0``, ...). Bad
@@ -382,7 +388,7 @@ def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: i
             if first is None:
                 first, features = ep, _features(ep, camera, action_names, state_names)
                 h, w = ep.frames.shape[1:3]
-                video_args = (int(fps), int(w), int(h), int(crf), int(gop))
+                video_args = (int(fps), int(w), int(h), int(crf), int(gop), bool(lossless))
                 data = _FileSeries(lambda c, f: _DataWriter(root / V30_DATA.format(chunk_index=c, file_index=f)),
                                    chunks_size, episodes_per_file, data_files_size_in_mb * _MB)
                 video = _FileSeries(lambda c, f: _VideoWriter(root / V30_VIDEO.format(

@@ -1,0 +1,300 @@
+"""Generate a LeRobot v3.0 dataset of language-annotated Meta-World v3 episodes with scripted experts.
+
+Each expert episode runs Meta-World's scripted policy in a fresh layout (object and goal positions
+drawn from a seed derived from (seed, task, kind, episode index)), records every ``record_every``-th
+frame with the hand position and gripper opening, the action taken there and the per-frame success
+flag, and stops ``hold_steps`` steps after the first success, so that the last frame shows the goal
+(LIV's whole-episode sampling takes the last frame as the goal). ``failures`` adds episodes per task
+that do not succeed: smooth random motion, or the expert giving up part way and wandering off.
+
+Generation is resumable: episodes are written one by one, atomically, to a staging folder next to
+``out`` (``<out>.partial``) and the LeRobot dataset is assembled from them at the end; a rerun with
+the same settings reuses every staged episode (more tasks or episodes may be asked for). The settings
+and per-episode provenance (env seeds, attempts, lengths) are kept in ``meta/liv_generation.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liv.data.episodes import DataError
+from liv.envs.metaworld_env import ACTION_NAMES, DEFAULT_SIZE, PAIRED_TASKS, STATE_NAMES, TASKS, make_env
+
+DEFAULT_TASKS = PAIRED_TASKS + ("button-press-topdown-v3", "reach-v3")
+"""The default task set: the four opposite pairs plus two single tasks."""
+MAX_ATTEMPTS = 5
+"""Layouts tried per episode before keeping an expert episode that failed (or a failure that succeeded)."""
+_FORMAT = 1  # bump when a staged episode's contents change meaning, so old staging is not reused
+_KINDS = {"expert": 0, "failure": 1}
+
+
+def episode_seed(seed: int, task: str, kind: str, index: int, attempt: int = 0) -> int:
+    """The environment seed (uint32 as int) of one episode attempt; stable across runs and platforms."""
+    # crc32 rather than hash(): Python salts str hashes per process.
+    entropy = [int(seed), zlib.crc32(task.encode()), _KINDS[kind], int(index), int(attempt)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint32)[0])
+
+
+# ------------------------------------------------------------------------------------------- rollouts
+
+def _failure_actions(env, rng: np.random.Generator, length: int, index: int) -> Callable[[np.ndarray, int], Any]:
+    """The action function of failure episode ``index``: even: smooth random motion; odd: the expert
+    for the first 20-60% of the steps, then smooth random motion (a near miss that gives up)."""
+    expert_steps = int(rng.uniform(0.2, 0.6) * length) if index % 2 else 0
+    state = {"a": rng.uniform(-1, 1, 4)}
+
+    def act(obs: np.ndarray, step: int) -> np.ndarray:
+        if step < expert_steps:
+            return env.expert_action(obs)
+        # An AR(1) walk: random but smooth, so the arm sweeps around instead of jittering in place.
+        a = 0.85 * state["a"] + 0.5 * rng.standard_normal(4)
+        state["a"] = np.clip(a, -1, 1)
+        return state["a"].astype(np.float32)
+    return act
+
+
+def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size: tuple[int, int], max_steps: int,
+             record_every: int, hold_steps: int) -> dict[str, Any]:
+    """Run one episode -> {frames (T,H,W,3) uint8, actions (T,4) f32, states (T,4) f32, success (T,) bool,
+    steps, first_success (step or -1), render_seconds}. Frame t is recorded after step t*record_every (and
+    the last step always); actions[t] is the action chosen at frame t (the last one is not executed)."""
+    rng = np.random.default_rng(env_seed)
+    with make_env(task, env_seed, camera=camera, size=size) as env:
+        limit = min(max_steps, env.max_steps)
+        length = limit if kind == "expert" else min(limit, int(rng.integers(60, 121)))
+        policy = (lambda obs, step: env.expert_action(obs)) if kind == "expert" else \
+            _failure_actions(env, rng, length, index)
+        render_seconds = 0.0
+
+        def render() -> np.ndarray:
+            nonlocal render_seconds
+            t0 = time.perf_counter()
+            frame = env.render()
+            render_seconds += time.perf_counter() - t0
+            return frame
+
+        def finished(step: int, success: bool) -> bool:
+            if step >= length:
+                return True
+            return kind == "expert" and first >= 0 and step >= first + hold_steps and success
+
+        obs = env.reset()
+        success = env.is_success()
+        frames, states, flags, actions = [render()], [env.proprio(obs)], [success], []
+        first = 0 if success else -1
+        step = 0
+        while not finished(step, success):
+            action = policy(obs, step)
+            if step % record_every == 0:  # the action chosen at a recorded frame
+                actions.append(action)
+            obs, _, _, _, info = env.step(action)
+            step, success = step + 1, info["success"]
+            if success and first < 0:
+                first = step
+            if step % record_every == 0 or finished(step, success):
+                frames.append(render())
+                states.append(env.proprio(obs))
+                flags.append(success)
+        actions.append(policy(obs, step))  # the last frame's action: chosen, never executed
+    return {"frames": np.stack(frames), "actions": np.stack(actions).astype(np.float32),
+            "states": np.stack(states).astype(np.float32), "success": np.asarray(flags, dtype=bool),
+            "steps": step, "first_success": first, "render_seconds": render_seconds}
+
+
+def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
+    """Generate one staged episode (trying up to MAX_ATTEMPTS layouts) and write it -> its provenance."""
+    task, kind, index = job["task"], job["kind"], job["index"]
+    for attempt in range(MAX_ATTEMPTS):
+        env_seed = episode_seed(job["seed"], task, kind, index, attempt)
+        ep = _rollout(task, kind, index, env_seed, job["camera"], tuple(job["size"]), job["max_steps"],
+                      job["record_every"], job["hold_steps"])
+        if (bool(ep["success"][-1]) if kind == "expert" else ep["first_success"] < 0):
+            break
+    if kind == "failure" and ep["success"].any():
+        # Every layout was solved by accident: keep only the frames before the first success.
+        keep = int(np.argmax(ep["success"]))
+        if keep < 2:
+            raise RuntimeError(f"{task}: no layout gave a failure episode (solved from the start)")
+        for key in ("frames", "actions", "states", "success"):
+            ep[key] = ep[key][:keep]
+    record = {"task": task, "kind": kind, "index": index, "env_seed": env_seed, "attempt": attempt,
+              "steps": ep["steps"], "frames": len(ep["frames"]), "first_success": ep["first_success"],
+              "success": bool(ep["success"][-1]), "render_seconds": ep["render_seconds"]}
+    path = Path(job["path"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, frames=ep["frames"], actions=ep["actions"], states=ep["states"],
+                            success=ep["success"], record=np.array(json.dumps(record)))
+    os.replace(tmp, path)  # atomic: a staged file is either complete or absent
+    return record
+
+
+# ------------------------------------------------------------------------------------------ dataset
+
+def _staged_record(path: Path) -> dict[str, Any] | None:
+    """The provenance of a staged episode, or None if the file is missing or unreadable (regenerate it)."""
+    try:
+        with np.load(path) as z:
+            return json.loads(str(z["record"]))
+    except (OSError, ValueError, KeyError, zlib.error):
+        return None
+
+
+def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: int = 20, seed: int = 0,
+                     out: str | os.PathLike[str] = "metaworld_liv", camera: str = "corner",
+                     size: tuple[int, int] = DEFAULT_SIZE, max_steps: int = 200, record_every: int = 1,
+                     failures: int = 0, progress: bool = True, *, hold_steps: int = 5, workers: int = 1,
+                     on_episode: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Simulate scripted Meta-World episodes and write them as a LeRobot v3.0 dataset at ``out`` -> ``out``.
+
+    ``tasks``: names from :data:`liv.envs.metaworld_env.TASKS`; ``episodes_per_task`` expert episodes
+    (each retried in up to MAX_ATTEMPTS layouts until it succeeds) and ``failures`` unsuccessful ones
+    per task; ``seed``: every episode's layout derives from (seed, task, kind, index). ``camera`` and
+    ``size`` (height, width) in pixels: 128 by default, twice the demo model's 64 px input (an exact 2x
+    downscale) yet usable by larger models; rendering costs the same from 64 to 224 px. ``max_steps``:
+    the step limit of an episode (experts need up to ~130, Meta-World allows 500); ``record_every``:
+    keep every k-th frame (fps = 80 / k, rounded; the final frame is always kept); ``hold_steps``:
+    steps simulated after the first success. ``workers``: processes simulating in parallel (each
+    renders on its own OpenGL context). ``on_episode(record)``: called after each episode is staged or
+    found staged (``record["reused"]``). The LeRobot features are ``observation.images.<camera>``,
+    ``observation.state`` (4,) (hand xyz in m, gripper opening), ``action`` (4,) and ``next.success``
+    (frame t shows a solved task).
+    """
+    from liv.data.lerobot_write import write_lerobot
+
+    tasks = list(tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"tasks without an annotation: {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    if len(set(tasks)) != len(tasks) or not tasks:
+        raise ValueError(f"tasks must be a non-empty list without repeats, got {tasks}")
+    height, width = (int(v) for v in size)
+    if height % 2 or width % 2 or height < 16 or width < 16:
+        raise ValueError(f"size must be an even (height, width) of at least 16 px (the video is yuv420p), got {size}")
+    if episodes_per_task < 1 or failures < 0 or max_steps < 1 or record_every < 1 or hold_steps < 0 or workers < 1:
+        raise ValueError("episodes_per_task, max_steps, record_every and workers must be >= 1; failures and "
+                         "hold_steps >= 0")
+    out = Path(out)
+    settings = {"format": _FORMAT, "seed": int(seed), "camera": camera, "size": [height, width],
+                "max_steps": int(max_steps), "record_every": int(record_every), "hold_steps": int(hold_steps),
+                "versions": _versions()}
+    request = {**settings, "tasks": tasks, "episodes_per_task": int(episodes_per_task), "failures": int(failures)}
+    stage = out.with_name(out.name + ".partial")
+    record_path = out / "meta" / "liv_generation.json"
+    if (out / "meta" / "info.json").is_file():
+        if record_path.is_file() and json.loads(record_path.read_text())["request"] == request:
+            _say(progress, f"{out} is complete already (same settings): nothing to do")
+            return out
+        raise DataError(str(out), "a dataset exists there already; choose another output folder or delete it")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (stage / "settings.json").is_file():
+        raise DataError(str(out), "exists and is not empty; generated datasets are written to a new folder")
+    stage.mkdir(parents=True, exist_ok=True)
+    settings_path = stage / "settings.json"
+    if settings_path.is_file():
+        old = json.loads(settings_path.read_text())
+        if old != settings:
+            changed = sorted(k for k in settings if old.get(k) != settings[k])
+            raise DataError(str(stage), f"staged episodes were made with other settings ({', '.join(changed)}); "
+                                        "rerun with the same ones to resume, or delete this folder to start over")
+    else:
+        settings_path.write_text(json.dumps(settings, indent=2))
+
+    jobs = [{**settings, "task": t, "kind": kind, "index": i, "size": [height, width],
+             "path": str(stage / t / f"{kind}-{i:05d}.npz")}
+            for t in tasks for kind, n in (("expert", episodes_per_task), ("failure", failures)) for i in range(n)]
+    records: dict[str, dict] = {}
+    todo = []
+    for job in jobs:
+        rec = _staged_record(Path(job["path"]))
+        if rec is None:
+            todo.append(job)
+        else:
+            records[job["path"]] = rec
+            if on_episode is not None:
+                on_episode({**rec, "reused": True})
+
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="simulating", unit="episode",
+               disable=None if progress else True)
+    frames_done, render_done = 0, 0.0
+    try:
+        results = ((job, _make_episode(job)) for job in todo) if workers == 1 else _parallel(todo, workers)
+        for job, rec in results:
+            records[job["path"]] = rec
+            frames_done, render_done = frames_done + rec["frames"], render_done + rec["render_seconds"]
+            bar.set_postfix_str(f"{job['task']}, render {frames_done / max(render_done, 1e-9):.0f} frames/s")
+            bar.update()
+            if on_episode is not None:
+                on_episode({**rec, "reused": False})
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+
+    if out.exists():  # an assembly interrupted earlier left files without meta/info.json: ours, redo it
+        shutil.rmtree(out)
+
+    def staged_episodes():
+        for job in jobs:
+            with np.load(job["path"]) as z:
+                yield {"frames": z["frames"], "task": TASKS[job["task"]].text, "actions": z["actions"],
+                       "states": z["states"], "success": z["success"]}
+
+    fps = max(1, round(80 / record_every))
+    write_lerobot(out, staged_episodes(), fps=fps, camera=f"observation.images.{camera}", version="v3.0",
+                  robot_type="sawyer", action_names=ACTION_NAMES, state_names=STATE_NAMES)
+    ordered = [records[job["path"]] for job in jobs]
+    summary = {"episodes": len(ordered), "frames": sum(r["frames"] for r in ordered),
+               "generated_episodes": len(todo), "simulation_seconds": round(elapsed, 2),
+               "render_fps": round(frames_done / render_done, 1) if render_done else None}
+    record_path.write_text(json.dumps({"request": request, "summary": summary, "episodes": ordered}, indent=1))
+    shutil.rmtree(stage)
+    _say(progress, f"wrote {out}: {summary['episodes']} episodes, {summary['frames']} frames; simulated "
+                   f"{len(todo)} in {elapsed:.1f} s" + (f", rendering at {summary['render_fps']} frames/s"
+                                                       if render_done else ""))
+    return out
+
+
+def _parallel(jobs: list[dict], workers: int):
+    """(job, record) for each of ``jobs`` as ``workers`` spawned processes finish them."""
+    import multiprocessing
+    from concurrent.futures import as_completed
+
+    # spawn, not fork: a forked child would share the parent's OpenGL/EGL state.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_make_episode, job): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        # On an error or interrupt: drop the queued episodes, let running ones finish (they stage atomically).
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("metaworld", "mujoco"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def _say(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, flush=True)
