@@ -224,8 +224,16 @@ def _evaluate(model, dataset, step: int, run_dir: Path, writer) -> None:
     from liv.eval.metrics import evaluate_dataset
 
     result = evaluate_dataset(model, dataset)
-    overall = result.get("overall", {})
-    scalars = {k: float(v) for k, v in overall.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    scalars: dict[str, float] = {}
+
+    def flatten(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                flatten(f"{prefix}/{key}" if prefix else key, inner)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            scalars[prefix] = float(value)
+
+    flatten("", result.get("overall", {}))
     with open(run_dir / "eval.jsonl", "a") as f:
         f.write(json.dumps({"step": step, **scalars}) + "\n")
     if writer is not None:

@@ -1,0 +1,212 @@
+"""Meta-World environments, scripted-expert dataset generation and `liv sim generate` arguments.
+
+The quick tests build a few environments (~5 s); those that simulate whole episodes are marked slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("metaworld")
+
+from liv.cli_args import add_dataclass_arguments, dataclass_from_args  # noqa: E402
+from liv.data.episodes import DataError  # noqa: E402
+from liv.data.lerobot import read_lerobot  # noqa: E402
+from liv.envs.metaworld_data import _rollout, episode_seed, generate_dataset  # noqa: E402
+from liv.envs.metaworld_env import PAIRED_TASKS, TASKS, make_env  # noqa: E402
+from liv.envs.sim_commands import SimGenerateArgs, run_sim_generate  # noqa: E402
+
+PAIR = ["drawer-open-v3", "drawer-close-v3"]
+GEN = {"size": (48, 48), "max_steps": 150, "progress": False}  # shared by the datasets compared below
+
+
+# ------------------------------------------------------------------------------------------- quick
+
+def test_task_table_is_consistent():
+    assert set(PAIRED_TASKS) <= set(TASKS)
+    assert len({t.text for t in TASKS.values()}) == len(TASKS)  # one annotation per task
+    for spec in TASKS.values():
+        assert spec.success_rate >= 0.8
+        if spec.opposite:
+            assert TASKS[spec.opposite].opposite == spec.name
+
+
+def test_episode_seed_is_stable_and_distinct():
+    # Pinned: a change would silently change every generated dataset.
+    assert episode_seed(0, "reach-v3", "expert", 0) == episode_seed(0, "reach-v3", "expert", 0) == 1457915657
+    seeds = {episode_seed(s, t, k, i) for s in (0, 1) for t in PAIR for k in ("expert", "failure") for i in range(3)}
+    assert len(seeds) == 24
+
+
+def test_env_render_seeding_and_state_restore():
+    with make_env("reach-v3", 5, size=(48, 64)) as env, make_env("reach-v3", 5, size=(48, 64)) as twin, \
+            make_env("reach-v3", 6, size=(48, 64)) as other:
+        obs, twin_obs, other_obs = env.reset(), twin.reset(), other.reset()
+        assert obs.shape == (39,) and obs.dtype == np.float64
+        # Same seed: same puck and goal; another seed: others.
+        np.testing.assert_array_equal(obs, twin_obs)
+        assert not np.allclose(obs[4:7], other_obs[4:7]) and not np.allclose(obs[-3:], other_obs[-3:])
+        frame = env.render()
+        assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.max() > 0
+        for _ in range(10):
+            obs, reward, terminated, truncated, info = env.step(env.expert_action())
+        assert isinstance(info["success"], bool) and not terminated and not truncated
+        np.testing.assert_allclose(env.proprio(), obs[:4])
+
+        state = env.get_state()
+        action = env.expert_action()
+        next_obs, next_reward, *_ = env.step(action)
+        next_frame = env.render()
+        for _ in range(5):
+            env.step(env.expert_action())
+        np.testing.assert_array_equal(env.set_state(state), state.obs)
+        again_obs, again_reward, *_ = env.step(action)
+        np.testing.assert_array_equal(again_obs, next_obs)
+        assert again_reward == next_reward
+        np.testing.assert_array_equal(env.render(), next_frame)
+
+        # A twin env (same task and seed) continues identically from the saved state; another layout refuses.
+        twin.set_state(state)
+        np.testing.assert_array_equal(twin.step(action)[0], next_obs)
+        np.testing.assert_array_equal(twin.render(), next_frame)
+        with pytest.raises(ValueError, match="layout"):
+            other.set_state(state)
+    # Closed envs free their GL contexts; a new env still renders (not black).
+    with make_env("drawer-open-v3", 0, camera="closeup", size=(32, 32)) as env:
+        env.reset()
+        assert env.render().max() > 0
+
+
+def test_env_rejects_bad_names():
+    with pytest.raises(ValueError, match="unknown Meta-World"):
+        make_env("drawer-opne-v3", 0)
+    with pytest.raises(ValueError, match="no camera"):
+        make_env("reach-v3", 0, camera="nope")
+
+
+def test_cli_arguments(capsys):
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, SimGenerateArgs)
+    args = dataclass_from_args(SimGenerateArgs, parser.parse_args(
+        ["--tasks", "reach-v3", "push-v3", "--size", "64", "96", "--failures", "2", "--no-progress"]))
+    assert args.tasks == ["reach-v3", "push-v3"] and args.size == (64, 96) and args.failures == 2
+    assert not args.progress
+    assert run_sim_generate(SimGenerateArgs(list_tasks=True)) == 0
+    assert "turn the faucet left" in capsys.readouterr().out
+
+
+def test_generate_checks_arguments(tmp_path):
+    with pytest.raises(ValueError, match="annotation"):
+        generate_dataset(["nope-v3"], 1, out=tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="even"):
+        generate_dataset(["reach-v3"], 1, out=tmp_path / "a", size=(33, 32), progress=False)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.txt").write_text("mine")
+    with pytest.raises(DataError, match="not empty"):
+        generate_dataset(["reach-v3"], 1, out=tmp_path / "b", progress=False)
+
+
+# -------------------------------------------------------------------------------------------- slow
+
+@pytest.fixture(scope="module")
+def pair_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "pair"
+    generate_dataset(PAIR, 2, seed=0, out=out, failures=1, **GEN)
+    return out
+
+
+@pytest.mark.slow
+def test_dataset_contents(pair_dataset):
+    ds = read_lerobot(pair_dataset)
+    assert len(ds) == 6 and ds.texts == ["open the drawer", "close the drawer"]
+    assert [e.text for e in ds] == ["open the drawer"] * 3 + ["close the drawer"] * 3
+    record = json.loads((pair_dataset / "meta" / "liv_generation.json").read_text())
+    kinds = [r["kind"] for r in record["episodes"]]
+    assert kinds == ["expert", "expert", "failure"] * 2
+    assert not (pair_dataset.parent / "pair.partial").exists()  # staging is removed once assembled
+    for e, rec in zip(ds, record["episodes"]):
+        frames = e.all_frames()
+        n = len(e)
+        assert frames.shape == (n, 48, 48, 3) and e.actions.shape == (n, 4) and e.states.shape == (n, 4)
+        assert e.success.shape == (n,) and n == rec["frames"] == rec["steps"] + 1
+        assert frames.reshape(n, -1).max(1).min() > 0  # no black frame
+        assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1.0  # the scene changes
+        assert np.abs(e.actions).max() <= 1.0 and 0.0 <= e.states[:, 3].min() <= e.states[:, 3].max() <= 1.0
+        if rec["kind"] == "expert":
+            # Ends at the goal: the first success, then 5 more steps, all successful.
+            assert not e.success[0] and e.success[-6:].all() and e.succeeded
+            assert rec["first_success"] == rec["steps"] - 5
+        else:
+            assert not e.success.any()
+    # Each episode has its own layout.
+    assert len({r["env_seed"] for r in record["episodes"]}) == 6
+
+
+@pytest.mark.slow
+def test_same_seed_reproduces_and_other_seed_differs(pair_dataset, tmp_path):
+    reference = read_lerobot(pair_dataset)[0]  # drawer-open-v3, expert episode 0, seed 0
+    # The episode depends on (seed, task, kind, index) only, not on the other tasks asked for.
+    same = read_lerobot(generate_dataset(PAIR[:1], 1, seed=0, out=tmp_path / "same", **GEN))[0]
+    np.testing.assert_array_equal(same.actions, reference.actions)
+    np.testing.assert_array_equal(same.states, reference.states)
+    np.testing.assert_array_equal(same.all_frames(), reference.all_frames())
+
+    other_out = generate_dataset(PAIR[:1], 1, seed=1, out=tmp_path / "other", **GEN)
+    other = read_lerobot(other_out)[0]
+    assert not np.array_equal(other.all_frames()[0], reference.all_frames()[0])
+    seeds = [json.loads((p / "meta" / "liv_generation.json").read_text())["episodes"][0]["env_seed"]
+             for p in (pair_dataset, other_out)]
+    drawers = []
+    for s in seeds:
+        with make_env(PAIR[0], s) as env:
+            drawers.append(env.reset()[4:7])
+    assert not np.allclose(*drawers)  # the drawer (the object) stands elsewhere
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_interrupted_generation_resumes(pair_dataset, tmp_path):
+    out = tmp_path / "resume"
+    seen = []
+
+    def stop_after_first(record):
+        seen.append(record)
+        if len(seen) == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        generate_dataset(PAIR[:1], 2, seed=0, out=out, on_episode=stop_after_first, **GEN)
+    staged = sorted((tmp_path / "resume.partial").rglob("*.npz"))
+    assert len(staged) == 1 and not (out / "meta" / "info.json").exists()
+
+    with pytest.raises(DataError, match="other settings"):
+        generate_dataset(PAIR[:1], 2, seed=0, out=out, **{**GEN, "max_steps": 100})
+
+    seen.clear()
+    generate_dataset(PAIR[:1], 2, seed=0, out=out, on_episode=seen.append, **GEN)
+    assert [r["reused"] for r in seen] == [True, False]
+    resumed, reference = read_lerobot(out), read_lerobot(pair_dataset)
+    for a, b in zip(resumed, reference):
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.all_frames(), b.all_frames())
+    # Asked again with the same settings: nothing to do.
+    seen.clear()
+    assert generate_dataset(PAIR[:1], 2, seed=0, out=out, on_episode=seen.append, **GEN) == out and not seen
+    with pytest.raises(DataError, match="exists"):
+        generate_dataset(PAIR[:1], 3, seed=0, out=out, **GEN)
+
+
+@pytest.mark.slow
+def test_record_every_keeps_actions_aligned():
+    ep = _rollout("reach-v3", "expert", 0, 7, "corner", (32, 32), max_steps=150, record_every=3, hold_steps=2)
+    n = len(ep["frames"])
+    assert n == math.ceil(ep["steps"] / 3) + 1 == len(ep["actions"]) == len(ep["states"]) == len(ep["success"])
+    assert ep["success"][-1] and ep["first_success"] + 2 == ep["steps"]
