@@ -190,7 +190,8 @@ def _metrics_table(results: Mapping[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _page(title: str, body: str) -> str:
+def html_page(title: str, body: str) -> str:
+    """A complete, self-contained HTML document (inline CSS) around ``body``."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
 
@@ -213,11 +214,18 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike, dataset
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(without_curves(dict(results)), out / "metrics.json")
+    path = out / "report.html"
+    body = [f"<h1>{html.escape(title)}</h1>", *report_sections(results, dataset, episodes_per_task)]
+    path.write_text(html_page(title, "\n".join(body)), encoding="utf-8")
+    return path
 
+
+def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None = None,
+                    episodes_per_task: int = 3) -> list[str]:
+    """HTML fragments of one model's report (data note, metrics, confusion matrices, curves), no title."""
     d, ov, conf = results["dataset"], results["overall"], results["confusion"]
     model = results.get("model", {})
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f'<p class="note">Data: {html.escape(str(d["root"]))} ({html.escape(str(d["format"]))}), '
+    parts = [f'<p class="note">Data: {html.escape(str(d["root"]))} ({html.escape(str(d["format"]))}), '
              f'{d["num_episodes"]} episodes, {len(results["tasks"])} tasks; {d["num_evaluated"]} evaluated '
              f'({"successful episodes only" if d["success_flags"] else "no success flags: all episodes"}). '
              f'Model: {html.escape(str(model.get("path") or model.get("preset") or "unnamed"))}, '
@@ -251,9 +259,7 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike, dataset
         parts.append(f"<h3>{html.escape(task)}</h3><div class=\"grid\">")
         parts += [_img_tag(_episode_figure(e, dataset), f"episode {e['index']}") for e in shown]
         parts.append("</div>")
-    path = out / "report.html"
-    path.write_text(_page(title, "\n".join(parts)), encoding="utf-8")
-    return path
+    return parts
 
 
 _COMPARE_ROWS = [
@@ -284,6 +290,14 @@ def write_compare(results_by_model: Mapping[str, Mapping[str, Any]], out_dir: st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_json({name: without_curves(dict(r)) for name, r in results_by_model.items()}, out / "compare.json")
+    path = out / "compare.html"
+    body = [f"<h1>{html.escape(title)}</h1>", *compare_sections(results_by_model)]
+    path.write_text(html_page(title, "\n".join(body)), encoding="utf-8")
+    return path
+
+
+def compare_sections(results_by_model: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """HTML fragments comparing models: overall metrics side by side, then per-task tables; no title."""
     names = list(results_by_model)
     head = '<tr><th class="label">metric</th>' + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
     rows = []
@@ -295,7 +309,7 @@ def write_compare(results_by_model: Mapping[str, Mapping[str, Any]], out_dir: st
         cells = "".join(f"<td><b>{_fmt(v)}</b></td>" if v is not None and v == best else f"<td>{_fmt(v)}</td>"
                         for v in vals)
         rows.append(f'<tr><td class="label">{label}</td>{cells}</tr>')
-    parts = [f"<h1>{html.escape(title)}</h1>", "<h2>All tasks</h2>", f"<table>{head}{''.join(rows)}</table>",
+    parts = ["<h2>All tasks</h2>", f"<table>{head}{''.join(rows)}</table>",
              '<p class="note">Best model per row in bold (lowest negative rate, highest otherwise); definitions '
              "as in each model's report.html.</p>"]
     tasks = list(dict.fromkeys(t for r in results_by_model.values() for t in r["tasks"]))
@@ -306,9 +320,7 @@ def write_compare(results_by_model: Mapping[str, Mapping[str, Any]], out_dir: st
                 + "".join(f"<td>{_fmt(_dig(per[n].get(task, {}), keys))}</td>" for n in names) + "</tr>"
                 for task in tasks]
         parts += [f"<h2>{label} per task</h2>", f"<table>{head.replace('metric', 'task')}{''.join(body)}</table>"]
-    path = out / "compare.html"
-    path.write_text(_page(title, "\n".join(parts)), encoding="utf-8")
-    return path
+    return parts
 
 
 def write_reward_animation(read_frames: Any, num_frames: int, times: np.ndarray, curves: Mapping[str, np.ndarray],
