@@ -70,3 +70,21 @@ def test_errors_are_one_clear_line_with_status_2(tmp_path):
     assert str(bad) in proc.stderr and "Traceback" not in proc.stderr
     proc = run("embed", "--model", bad, "--out", tmp_path / "x.npz", check=False)
     assert proc.returncode == 2 and "nothing to embed" in proc.stderr
+
+
+def test_list_options_replace_their_default_and_accumulate():
+    import argparse
+    from dataclasses import dataclass, field
+
+    from liv.cli_args import add_dataclass_arguments, dataclass_from_args
+
+    @dataclass
+    class Args:
+        names: list[str] = field(default_factory=lambda: ["a", "b"])
+        """Names."""
+
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, Args)
+    assert dataclass_from_args(Args, parser.parse_args([])).names == ["a", "b"]
+    assert dataclass_from_args(Args, parser.parse_args(["--names", "x"])).names == ["x"]
+    assert dataclass_from_args(Args, parser.parse_args(["--names", "x", "--names", "y", "z"])).names == ["x", "y", "z"]

@@ -53,14 +53,6 @@ class EmbedArgs:
     """Torch device, e.g. cpu or cuda:0."""
 
 
-@dataclass
-class DemoArgs:
-    """Train a small LIV model on simulated robot data and report how good its reward is."""
-
-    out: Path = Path("demo_out")
-    """Directory for the report and metrics."""
-
-
 def run_info(args: InfoArgs) -> int:
     import liv
 
@@ -140,12 +132,6 @@ def run_embed(args: EmbedArgs) -> int:
     return 0
 
 
-def run_demo(args: DemoArgs) -> int:
-    print("`liv demo` (train a LIV reward on simulated data and write demo_out/report.html) is being built "
-          "in its own issue; today the library offers models, checkpoints and embeddings: see `liv --help`.")
-    return 0
-
-
 def run_train(given: dict[str, Any]) -> int:
     from liv.train import TrainingError, train
     from liv.training.config import build_config
@@ -202,7 +188,9 @@ COMMANDS: dict[str, Command] = {
     "data check": Command(_lazy("liv.data.check", "DataCheckArgs"), _run("liv.data.check", "run_data_check")),
     "data epic-kitchens": Command(_lazy("liv.data.epic_kitchens", "EpicKitchensArgs"),
                                   _run("liv.data.epic_kitchens", "run_epic_kitchens")),
-    "demo": Command(lambda: DemoArgs, run_demo),
+    "demo": Command(_lazy("liv.demo", "DemoArgs"), _run("liv.demo", "run_demo")),
+    "sim generate": Command(_lazy("liv.envs.sim_commands", "SimGenerateArgs"),
+                            _run("liv.envs.sim_commands", "run_sim_generate")),
 }
 """Commands by name; a space in a name makes a group (``data check`` is ``liv data check``)."""
 

@@ -101,7 +101,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         flag = "--" + f.name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": f.name, "help": help_text, **spec}
         if has_default:
-            kwargs["default"] = argparse.SUPPRESS if only_given else default
+            # extend would append to a non-empty list default: give argparse None and let the dataclass
+            # default apply when the option is absent (see given_fields)
+            kwargs["default"] = argparse.SUPPRESS if only_given else (None if spec.get("action") == "extend" else default)
         else:
             kwargs["required"] = True
         parser.add_argument(flag, **kwargs)
@@ -114,6 +116,8 @@ def given_fields(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
     for f in dataclasses.fields(cls):
         if f.init and hasattr(namespace, f.name):
             value = getattr(namespace, f.name)
+            if value is None and f.default_factory is not dataclasses.MISSING:
+                continue  # an absent list option: the dataclass's default applies
             tp, _ = _unwrap_optional(hints[f.name])
             values[f.name] = tuple(value) if typing.get_origin(tp) is tuple and value is not None else value
     return values

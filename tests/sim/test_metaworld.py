@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 
 import numpy as np
 import pytest
 
+# Importing metaworld imports mujoco, which picks its OpenGL backend then: headless EGL, as liv would.
+os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("metaworld")
 
 from liv.cli_args import add_dataclass_arguments, dataclass_from_args  # noqa: E402
@@ -82,6 +84,15 @@ def test_env_render_seeding_and_state_restore():
         assert env.render().max() > 0
 
 
+def test_reset_shows_the_start_pose():
+    # Meta-World's window-close-v3 opens the window after its last forward pass: its raw reset observation
+    # (and first frame) showed the window closed, as if solved.
+    with make_env("window-close-v3", 0, size=(32, 32)) as env:
+        obs = env.reset()
+        assert not env.is_success()
+        np.testing.assert_allclose(env.step(np.zeros(4))[0][4:7], obs[4:7], atol=0.01)
+
+
 def test_env_rejects_bad_names():
     with pytest.raises(ValueError, match="unknown Meta-World"):
         make_env("drawer-opne-v3", 0)
@@ -138,9 +149,9 @@ def test_dataset_contents(pair_dataset):
         assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1.0  # the scene changes
         assert np.abs(e.actions).max() <= 1.0 and 0.0 <= e.states[:, 3].min() <= e.states[:, 3].max() <= 1.0
         if rec["kind"] == "expert":
-            # Ends at the goal: the first success, then 5 more steps, all successful.
-            assert not e.success[0] and e.success[-6:].all() and e.succeeded
-            assert rec["first_success"] == rec["steps"] - 5
+            # Ends at the goal: the first success, then up to 5 more steps, all successful.
+            assert not e.success[0] and e.success[rec["first_success"]:].all() and e.succeeded
+            assert rec["steps"] - 5 <= rec["first_success"] < rec["steps"]
         else:
             assert not e.success.any()
     # Each episode has its own layout.
@@ -154,7 +165,9 @@ def test_same_seed_reproduces_and_other_seed_differs(pair_dataset, tmp_path):
     same = read_lerobot(generate_dataset(PAIR[:1], 1, seed=0, out=tmp_path / "same", **GEN))[0]
     np.testing.assert_array_equal(same.actions, reference.actions)
     np.testing.assert_array_equal(same.states, reference.states)
-    np.testing.assert_array_equal(same.all_frames(), reference.all_frames())
+    # The renders are identical (see test_rollout_is_reproducible_and_aligned); the lossy video of an
+    # episode also depends a little on its neighbours in the same mp4 (encoder lookahead).
+    assert _video_difference(same, reference) < 0.5
 
     other_out = generate_dataset(PAIR[:1], 1, seed=1, out=tmp_path / "other", **GEN)
     other = read_lerobot(other_out)[0]
@@ -190,13 +203,16 @@ def test_interrupted_generation_resumes(pair_dataset, tmp_path):
     with pytest.raises(DataError, match="other settings"):
         generate_dataset(PAIR[:1], 2, seed=0, out=out, **{**GEN, "max_steps": 100})
 
+    # As if the assembly of the LeRobot files had been interrupted too: those files are redone.
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "file-000.parquet").write_bytes(b"half")
     seen.clear()
     generate_dataset(PAIR[:1], 2, seed=0, out=out, on_episode=seen.append, **GEN)
     assert [r["reused"] for r in seen] == [True, False]
     resumed, reference = read_lerobot(out), read_lerobot(pair_dataset)
     for a, b in zip(resumed, reference):
         np.testing.assert_array_equal(a.actions, b.actions)
-        np.testing.assert_array_equal(a.all_frames(), b.all_frames())
+        assert _video_difference(a, b) < 0.5
     # Asked again with the same settings: nothing to do.
     seen.clear()
     assert generate_dataset(PAIR[:1], 2, seed=0, out=out, on_episode=seen.append, **GEN) == out and not seen
@@ -204,9 +220,20 @@ def test_interrupted_generation_resumes(pair_dataset, tmp_path):
         generate_dataset(PAIR[:1], 3, seed=0, out=out, **GEN)
 
 
+def _video_difference(a, b) -> float:
+    """Mean absolute difference (0-255 scale) of two episodes' decoded frames of the same shape."""
+    return float(np.abs(a.all_frames().astype(np.int16) - b.all_frames().astype(np.int16)).mean())
+
+
 @pytest.mark.slow
-def test_record_every_keeps_actions_aligned():
-    ep = _rollout("reach-v3", "expert", 0, 7, "corner", (32, 32), max_steps=150, record_every=3, hold_steps=2)
+def test_rollout_is_reproducible_and_aligned():
+    args = ("reach-v3", "expert", 0, 7, "corner", (32, 32))
+    ep = _rollout(*args, max_steps=150, record_every=3, hold_steps=2)
     n = len(ep["frames"])
-    assert n == math.ceil(ep["steps"] / 3) + 1 == len(ep["actions"]) == len(ep["states"]) == len(ep["success"])
-    assert ep["success"][-1] and ep["first_success"] + 2 == ep["steps"]
+    # Every third frame, then every frame from the first success on.
+    kept = [s for s in range(ep["steps"] + 1) if s % 3 == 0 or s >= ep["first_success"]]
+    assert n == len(kept) == len(ep["actions"]) == len(ep["states"]) == len(ep["success"]) < ep["steps"]
+    assert ep["success"][-1] and ep["steps"] - 2 <= ep["first_success"] < ep["steps"]
+    again = _rollout(*args, max_steps=150, record_every=3, hold_steps=2)
+    for key in ("frames", "actions", "states", "success"):
+        np.testing.assert_array_equal(again[key], ep[key])

@@ -3,8 +3,9 @@
 Each expert episode runs Meta-World's scripted policy in a fresh layout (object and goal positions
 drawn from a seed derived from (seed, task, kind, episode index)), records every ``record_every``-th
 frame with the hand position and gripper opening, the action taken there and the per-frame success
-flag, and stops ``hold_steps`` steps after the first success, so that the last frame shows the goal
-(LIV's whole-episode sampling takes the last frame as the goal). ``failures`` adds episodes per task
+flag, and stops ``hold_steps`` steps after the first success (or on the last solved frame if the
+success does not last that long), so that the last frame shows the goal (LIV's whole-episode sampling
+takes the last frame as the goal). ``failures`` adds episodes per task
 that do not succeed: smooth random motion, or the expert giving up part way and wandering off.
 
 Generation is resumable: episodes are written one by one, atomically, to a staging folder next to
@@ -66,8 +67,9 @@ def _failure_actions(env, rng: np.random.Generator, length: int, index: int) -> 
 def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size: tuple[int, int], max_steps: int,
              record_every: int, hold_steps: int) -> dict[str, Any]:
     """Run one episode -> {frames (T,H,W,3) uint8, actions (T,4) f32, states (T,4) f32, success (T,) bool,
-    steps, first_success (step or -1), render_seconds}. Frame t is recorded after step t*record_every (and
-    the last step always); actions[t] is the action chosen at frame t (the last one is not executed)."""
+    steps, first_success (step or -1), render_seconds}. Frames are kept after every record_every-th step,
+    after every step once an expert has succeeded, and at the end; actions[t] is the action chosen at
+    frame t (the last frame's is not executed). ``steps``: steps up to the last frame."""
     rng = np.random.default_rng(env_seed)
     with make_env(task, env_seed, camera=camera, size=size) as env:
         limit = min(max_steps, env.max_steps)
@@ -86,7 +88,12 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
         def finished(step: int, success: bool) -> bool:
             if step >= length:
                 return True
-            return kind == "expert" and first >= 0 and step >= first + hold_steps and success
+            # An expert stops hold_steps after its first success, or as soon as it loses it (some tasks,
+            # e.g. handle-press, spring back), so that its episode ends on a solved frame either way.
+            return kind == "expert" and first >= 0 and (step >= first + hold_steps or not success)
+
+        def recorded(step: int) -> bool:
+            return step % record_every == 0 or (kind == "expert" and first >= 0)  # all frames once solved
 
         obs = env.reset()
         success = env.is_success()
@@ -95,17 +102,22 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
         step = 0
         while not finished(step, success):
             action = policy(obs, step)
-            if step % record_every == 0:  # the action chosen at a recorded frame
+            if recorded(step):  # the action chosen at a recorded frame
                 actions.append(action)
             obs, _, _, _, info = env.step(action)
             step, success = step + 1, info["success"]
             if success and first < 0:
                 first = step
-            if step % record_every == 0 or finished(step, success):
+            if recorded(step) or finished(step, success):
                 frames.append(render())
                 states.append(env.proprio(obs))
                 flags.append(success)
-        actions.append(policy(obs, step))  # the last frame's action: chosen, never executed
+        if kind == "expert" and first >= 0 and not success:
+            # Success lost: end on the frame before, the last solved one (its action is already recorded).
+            frames.pop(), states.pop(), flags.pop()
+            step -= 1
+        else:
+            actions.append(policy(obs, step))  # the last frame's action: chosen, never executed
     return {"frames": np.stack(frames), "actions": np.stack(actions).astype(np.float32),
             "states": np.stack(states).astype(np.float32), "success": np.asarray(flags, dtype=bool),
             "steps": step, "first_success": first, "render_seconds": render_seconds}
@@ -162,10 +174,10 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     (each retried in up to MAX_ATTEMPTS layouts until it succeeds) and ``failures`` unsuccessful ones
     per task; ``seed``: every episode's layout derives from (seed, task, kind, index). ``camera`` and
     ``size`` (height, width) in pixels: 128 by default, twice the demo model's 64 px input (an exact 2x
-    downscale) yet usable by larger models; rendering costs the same from 64 to 224 px. ``max_steps``:
+    downscale) yet usable by larger models, for ~1.5x the render time of 64 px (51 vs 80 frames/s). ``max_steps``:
     the step limit of an episode (experts need up to ~130, Meta-World allows 500); ``record_every``:
-    keep every k-th frame (fps = 80 / k, rounded; the final frame is always kept); ``hold_steps``:
-    steps simulated after the first success. ``workers``: processes simulating in parallel (each
+    keep every k-th frame (fps = 80 / k, rounded; frames after an expert's first success and the final
+    frame are always kept); ``hold_steps``: steps simulated after the first success. ``workers``: processes simulating in parallel (each
     renders on its own OpenGL context). ``on_episode(record)``: called after each episode is staged or
     found staged (``record["reused"]``). The LeRobot features are ``observation.images.<camera>``,
     ``observation.state`` (4,) (hand xyz in m, gripper opening), ``action`` (4,) and ``next.success``
@@ -243,7 +255,13 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
         bar.close()
     elapsed = time.perf_counter() - started
 
-    if out.exists():  # an assembly interrupted earlier left files without meta/info.json: ours, redo it
+    if out.exists() and any(out.iterdir()):
+        # An assembly interrupted earlier (no meta/info.json yet) left LeRobot files: redo it. Anything
+        # else in the folder is not ours to delete.
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in ("meta", "data", "videos"))
+        if foreign:
+            raise DataError(str(out), f"is not empty ({', '.join(foreign)}); generated datasets are written to a "
+                                      "new folder")
         shutil.rmtree(out)
 
     def staged_episodes():
@@ -261,9 +279,9 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
                "render_fps": round(frames_done / render_done, 1) if render_done else None}
     record_path.write_text(json.dumps({"request": request, "summary": summary, "episodes": ordered}, indent=1))
     shutil.rmtree(stage)
+    rate = f", rendering {summary['render_fps']} frames/s per process" if render_done else ""
     _say(progress, f"wrote {out}: {summary['episodes']} episodes, {summary['frames']} frames; simulated "
-                   f"{len(todo)} in {elapsed:.1f} s" + (f", rendering at {summary['render_fps']} frames/s"
-                                                       if render_done else ""))
+                   f"{len(todo)} in {elapsed:.1f} s{rate}")
     return out
 
 

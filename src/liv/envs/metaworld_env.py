@@ -2,9 +2,10 @@
 
 ``make_env(task, seed)`` builds a Meta-World v3 environment whose object and goal positions are drawn
 from ``seed`` (the same seed gives the same layout; reset() keeps it), renders it with its own MuJoCo
-offscreen renderer (upright frames, shadows, reflections and multisampling off: ~5-10x faster than the
-defaults on a software renderer, and for a 64-224 px policy input they change nothing useful), and can
-save and restore the full physics state so that a planner can roll out from any point.
+offscreen renderer (upright frames; shadows, reflections and multisampling off, which on a software
+renderer is 7-14x faster than MuJoCo's defaults: measured 80/51/41 frames/s at 64/128/224 px against
+6/7/6, and changes nothing a 64-224 px policy input needs), and can save and restore the full physics
+state so that a planner can roll out from any point.
 
 Meta-World, MuJoCo and Gymnasium are optional: ``pip install 'liv[sim]'`` (metaworld==3.1.1, which
 pins mujoco==3.3.0). They are imported on first use, so ``import liv.envs.metaworld_env`` works without.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -84,13 +86,18 @@ PAIRED_TASKS = ("drawer-open-v3", "drawer-close-v3", "faucet-open-v3", "faucet-c
                 "door-close-v3", "window-open-v3", "window-close-v3")
 """The four same-scene opposite pairs (open/close drawer, faucet, door, window)."""
 
+_GL_NOTE = ""  # why rendering may fail: set when mujoco was imported before MUJOCO_GL could be chosen
 _SIM_HINT = "pip install 'liv[sim]' (metaworld==3.1.1, mujoco==3.3.0, gymnasium)"
 
 
 def _import_metaworld():
     """Import mujoco and metaworld, choosing headless EGL rendering unless the user picked a backend."""
     # MuJoCo reads MUJOCO_GL when it is first imported; EGL renders without a display.
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    global _GL_NOTE
+    if "MUJOCO_GL" not in os.environ:
+        if "mujoco" in sys.modules:
+            _GL_NOTE = "mujoco was imported before liv could choose EGL, so it uses its default (GLFW); "
+        os.environ["MUJOCO_GL"] = "egl"
     try:
         import metaworld  # noqa: F401  (registers the environments)
         import mujoco
@@ -178,10 +185,6 @@ class MetaWorldEnv:
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
         self._obs: np.ndarray | None = None
         _LIVE.add(self)
-        global _ATEXIT_REGISTERED
-        if not _ATEXIT_REGISTERED:
-            atexit.register(_close_live)  # registered after mujoco's own EGL atexit hook, so it runs first
-            _ATEXIT_REGISTERED = True
 
     # ----------------------------------------------------------------------------------------- episode
 
@@ -202,8 +205,15 @@ class MetaWorldEnv:
 
     def reset(self) -> np.ndarray:
         """Start an episode in this env's layout -> the first (39,) float64 observation."""
-        obs, _ = self._env.reset()
-        self._obs = np.asarray(obs, dtype=np.float64).copy()
+        if self._env is None:
+            raise RuntimeError("the environment is closed")
+        self._env.reset()
+        # Some tasks' reset moves joints after Meta-World's last forward pass (window-close-v3 opens its
+        # window by 0.2 m there), so its observation and body positions still showed the old pose: the
+        # first frame looked solved. Recompute them; the first _get_obs() fills the frame-stack half.
+        self._mujoco.mj_forward(self._env.model, self._env.data)
+        self._env._get_obs()
+        self._obs = np.asarray(self._env._get_obs(), dtype=np.float64).copy()
         return self._obs.copy()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -286,10 +296,15 @@ class MetaWorldEnv:
         try:
             renderer = mujoco.Renderer(self._env.model, height, width)
         except Exception as e:  # mujoco raises FatalError/RuntimeError/ImportError depending on the backend
-            backend = os.environ.get("MUJOCO_GL", "(unset)")
-            raise RuntimeError(f"cannot create a MuJoCo offscreen renderer with MUJOCO_GL={backend} ({e}); "
+            raise RuntimeError(f"cannot create a MuJoCo offscreen renderer ({e}); {_GL_NOTE}"
                                "headless machines need MUJOCO_GL=egl (or osmesa) set before mujoco is first "
-                               "imported: import liv's sim modules first, or export MUJOCO_GL=egl") from e
+                               "imported (importing metaworld imports it): export MUJOCO_GL=egl") from e
+        global _ATEXIT_REGISTERED
+        if not _ATEXIT_REGISTERED:
+            # MuJoCo registers eglTerminate at exit when it makes its first context (just now); hooks run
+            # last-registered first, so envs left open are closed before EGL goes away.
+            atexit.register(_close_live)
+            _ATEXIT_REGISTERED = True
         # Scene flags survive update_scene(), so they are set once: no shadow or reflection passes.
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
@@ -318,8 +333,12 @@ class MetaWorldEnv:
             raise ValueError(f"the state was saved from {state.task} with another object/goal layout; restore "
                              f"it into an env made with the same task and seed (this is {self.task}, seed "
                              f"{self.seed})")
-        mujoco.mj_setState(env.model, env.data, state.physics, mujoco.mjtState.mjSTATE_INTEGRATION)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(env.model, env.data, state.physics, spec)
         mujoco.mj_forward(env.model, env.data)  # positions of bodies and sites, for obs and rendering
+        # mj_forward overwrites the solver's warm start (qacc_warmstart); put the saved one back, or the
+        # next step's constraint solve starts elsewhere and drifts by ~1e-16.
+        mujoco.mj_setState(env.model, env.data, state.physics, spec)
         env._prev_obs = state.prev_obs.copy()
         env.curr_path_length = state.steps
         env._did_see_sim_exception = False
@@ -336,6 +355,7 @@ class MetaWorldEnv:
         if self._env is not None:
             self._env.close()
             self._env = None
+        self._obs = None  # step() and friends now ask for reset(), which reports the env closed
         _LIVE.discard(self)
 
     def __enter__(self) -> MetaWorldEnv:
