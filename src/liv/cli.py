@@ -189,6 +189,8 @@ COMMANDS: dict[str, Command] = {
     "data epic-kitchens": Command(_lazy("liv.data.epic_kitchens", "EpicKitchensArgs"),
                                   _run("liv.data.epic_kitchens", "run_epic_kitchens")),
     "demo": Command(_lazy("liv.demo", "DemoArgs"), _run("liv.demo", "run_demo")),
+    "bc": Command(_lazy("liv.eval.sim_commands", "BCArgs"), _run("liv.eval.sim_commands", "run_bc_command")),
+    "plan": Command(_lazy("liv.eval.sim_commands", "PlanArgs"), _run("liv.eval.sim_commands", "run_plan")),
     "sim generate": Command(_lazy("liv.envs.sim_commands", "SimGenerateArgs"),
                             _run("liv.envs.sim_commands", "run_sim_generate")),
 }

@@ -1,0 +1,209 @@
+"""`liv bc` and `liv plan`: behaviour cloning and reward-guided planning in Meta-World, as in the paper.
+
+Option dataclasses and run functions (registered in :mod:`liv.cli`). Heavy imports (torch models,
+metaworld, mujoco) happen only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from liv.model import LIVModel
+
+
+@dataclass
+class BCArgs:
+    """Language-conditioned behaviour cloning on frozen representations, evaluated by Meta-World rollouts."""
+
+    data: Path
+    """LeRobot dataset of expert episodes with actions (e.g. from `liv sim generate`)."""
+    model: list[str] = field(default_factory=list)
+    """Representations to compare (repeat): a model file or directory `liv info` reads, or a preset name
+    (clip-tiny, clip-small, clip-rn50) meaning random weights. One table row each (per conditioning)."""
+    out: Path = Path("bc_results")
+    """Output folder: bc.json (every seed and rollout), bc.md (the table), cache/ (embeddings)."""
+    text: bool = True
+    """Condition the policy on the text embedding of the task annotation (the paper's LIV rows)."""
+    one_hot: bool = False
+    """Also train policies conditioned on a one-hot task vector (the paper's "(One-Hot)" rows; the image
+    embedding still comes from the model)."""
+    tasks: list[str] = field(default_factory=list)
+    """Meta-World tasks to evaluate; default: the dataset's tasks."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Training seeds; the table shows mean and std over them (paper: 3)."""
+    steps: int = 2000
+    """Training steps; the half-way and final checkpoints are evaluated and the better one kept."""
+    batch_size: int = 256
+    """Frames per training batch (paper: 4096)."""
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden layer widths of the MLP policy (paper: 1024 1024 1024)."""
+    proprio: bool = True
+    """Give the policy the hand position and gripper opening too."""
+    episodes: int = 10
+    """Evaluation rollouts per task and checkpoint, each in a new layout (paper: 50)."""
+    max_steps: int = 200
+    """Step limit of an evaluation rollout (12.5 ms each; the experts need 15-130)."""
+    eval_seed: int = 1000
+    """Base seed of the evaluation layouts (training layouts are excluded)."""
+    camera: str | None = None
+    """Camera to render rollouts from; default: the dataset's."""
+    size: tuple[int, int] | None = None
+    """Rollout frame height and width in pixels; default: the dataset's."""
+    cache_dir: Path | None = None
+    """Where embeddings are cached; default: OUT/cache."""
+    device: str = "cpu"
+    """Torch device for the model and the policy."""
+    threads: int | None = 1
+    """Torch CPU threads while training a policy (small MLPs train fastest on 1; 0: torch's default)."""
+
+
+@dataclass
+class PlanArgs:
+    """Plan with the LIV text-goal reward and ground-truth simulation (CEM or MPPI) in Meta-World tasks."""
+
+    model: list[str] = field(default_factory=list)
+    """Models to compare (repeat): a model file or directory `liv info` reads, or a preset name (random weights)."""
+    tasks: list[str] = field(default_factory=list)
+    """Meta-World tasks to plan in (e.g. reach-v3 drawer-open-v3); `liv sim generate --list-tasks` lists them."""
+    planner: Literal["cem", "mppi"] = "cem"
+    """cem (the paper's choice for Meta-World) or mppi (its choice for Franka Kitchen)."""
+    episodes: int = 5
+    """Episodes (layouts) per task and seed."""
+    out: Path = Path("plan_results")
+    """Output folder: plan.json (every episode's values and states) and plan.md (the table)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Seeds (layouts and planner noise); the table shows mean and std over them."""
+    horizon: int | None = None
+    """Planning horizon in steps; default: 20 for CEM, 50 for MPPI (the paper's)."""
+    samples: int | None = None
+    """Candidate sequences per iteration; default: 200 for CEM, 128 for MPPI (the paper's)."""
+    iterations: int = 3
+    """Optimisation iterations per replanning point."""
+    elite_frac: float = 0.1
+    """CEM: fraction of candidates refitted to."""
+    temperature: float = 0.5
+    """MPPI: softmax temperature, in units of the candidates' score std."""
+    replan_every: int = 1
+    """Actions executed from each plan before replanning."""
+    score: Literal["final", "discounted"] = "final"
+    """final: S(o_H) - S(o_0), the telescoped LIV reward (one rendered frame per candidate); discounted:
+    the gamma-discounted reward sum over frames rendered every --render-every steps."""
+    gamma: float = 0.98
+    """Discount of --score discounted."""
+    render_every: int = 5
+    """--score discounted: steps between rendered frames of a candidate."""
+    max_steps: int = 100
+    """Steps per episode (an episode also ends at its first success)."""
+    camera: str = "corner"
+    """Camera to render from."""
+    size: tuple[int, int] = (64, 64)
+    """Rendered frame height and width in pixels (small is fast; the model resizes to its input)."""
+    device: str = "cpu"
+    """Torch device for the model."""
+    threads: int | None = 1
+    """Torch CPU threads (1 is fastest for small models on a busy CPU; 0: torch's default)."""
+
+
+def resolve_model(spec: str, device: str = "cpu") -> tuple[LIVModel, str]:
+    """A model from a file/directory path or a preset name (random weights) -> (model, table label)."""
+    import liv
+    from liv.models.presets import PRESETS
+
+    path = Path(spec)
+    if path.exists():
+        return liv.load(path, device=device), path.name if path.name not in ("model.pt", "") else str(path)
+    if spec in PRESETS:
+        return liv.create(spec).to(device), f"{spec} (random init)"
+    raise ValueError(f"--model {spec}: no such file or directory, and not a preset name ({', '.join(PRESETS)})")
+
+
+def _generation_record(data: Path) -> dict[str, Any]:
+    path = data / "meta" / "liv_generation.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_bc_command(args: BCArgs) -> int:
+    """Run `liv bc` -> exit status 0; writes OUT/bc.json and OUT/bc.md and prints the table."""
+    from liv.data.lerobot import read_lerobot
+    from liv.envs.metaworld_env import TASKS
+    from liv.eval.bc import embed_dataset, run_bc
+    from liv.eval.sim_report import markdown_table, write_sim_report
+
+    if not args.model:
+        raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
+    conditionings = (["text"] if args.text else []) + (["onehot"] if args.one_hot else [])
+    if not conditionings:
+        raise ValueError("nothing to train: --no-text without --one-hot")
+    dataset = read_lerobot(args.data)
+    gen = _generation_record(args.data)
+    request = gen.get("request", {})
+    by_text = {spec.text: name for name, spec in TASKS.items()}
+    tasks = args.tasks or request.get("tasks") or [by_text[t] for t in dataset.texts if t in by_text]
+    if not tasks:
+        raise ValueError(f"{args.data}: cannot tell which Meta-World tasks the episodes show; give --tasks")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
+    camera = args.camera or request.get("camera") or "corner"
+    size = tuple(args.size or request.get("size") or (128, 128))
+    exclude = [int(e["env_seed"]) for e in gen.get("episodes", [])]  # never evaluate on a training layout
+    cache = args.cache_dir or args.out / "cache"
+    rows: dict[str, Any] = {}
+    for spec in args.model:
+        model, label = resolve_model(spec, args.device)
+        emb = embed_dataset(model, dataset, cache)
+        print(f"{label}: {len(emb['image'])} frames embedded{' (from the cache)' if emb['cached'] else ''}",
+              flush=True)
+        for cond in conditionings:
+            row = f"{label} ({'text' if cond == 'text' else 'one-hot'})"
+            rows[row] = run_bc(model, dataset, tasks, cond, args.seeds, args.steps, args.batch_size, args.hidden,
+                               args.proprio, args.episodes, args.max_steps, args.eval_seed, camera, size,
+                               exclude_seeds=exclude, log=lambda m, r=row: print(f"{r}: {m}", flush=True),
+                               embeddings=emb, num_threads=args.threads or None)
+            rows[row]["model"] = spec
+    notes = [f"data: {args.data}; {args.episodes} rollouts per task on new layouts, up to {args.max_steps} steps; "
+             f"{args.steps} training steps, batch {args.batch_size}, hidden {args.hidden}; best of half-way and "
+             f"final checkpoints per seed; seeds {args.seeds}"]
+    json_path, md_path = write_sim_report(rows, args.out, "bc", "Language-conditioned behaviour cloning", tasks, notes)
+    print(markdown_table(rows, tasks), end="")
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+def run_plan(args: PlanArgs) -> int:
+    """Run `liv plan` -> exit status 0; writes OUT/plan.json and OUT/plan.md and prints the table."""
+    from liv.envs.metaworld_env import TASKS
+    from liv.eval.bc import torch_threads
+    from liv.eval.planning import PlannerConfig, run_planning
+    from liv.eval.sim_report import markdown_table, write_sim_report
+
+    if not args.model:
+        raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
+    if not args.tasks:
+        raise ValueError(f"give --tasks; annotated tasks: {', '.join(TASKS)}")
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
+    config = PlannerConfig(planner=args.planner, horizon=args.horizon, samples=args.samples,
+                           iterations=args.iterations, elite_frac=args.elite_frac, temperature=args.temperature,
+                           replan_every=args.replan_every, score=args.score, gamma=args.gamma,
+                           render_every=args.render_every).resolved()
+    rows: dict[str, Any] = {}
+    for spec in args.model:
+        model, label = resolve_model(spec, args.device)
+        with torch_threads(args.threads or None):
+            rows[label] = run_planning(model, args.tasks, config, args.episodes, args.max_steps, args.seeds,
+                                       args.camera, tuple(args.size),
+                                       log=lambda m, r=label: print(f"{r}: {m}", flush=True))
+        rows[label]["model"] = spec
+    notes = [f"{config.planner.upper()} with ground-truth simulation: horizon {config.horizon}, {config.samples} "
+             f"samples, {config.iterations} iterations, replanning every {config.replan_every} steps, score "
+             f"{config.score}; {args.episodes} episodes per task and seed, up to {args.max_steps} steps"]
+    json_path, md_path = write_sim_report(rows, args.out, "plan", "Planning with the LIV reward", args.tasks, notes)
+    print(markdown_table(rows, args.tasks), end="")
+    print(f"wrote {json_path} and {md_path}")
+    return 0

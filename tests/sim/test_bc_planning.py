@@ -1,0 +1,234 @@
+"""Behaviour cloning on frozen embeddings, reward-guided planning, their reports and commands.
+
+The quick tests share one tiny generated dataset (2 tasks x 2 expert episodes at 64 px, ~10 s) and run
+rollouts of a few steps; full-protocol and command-line runs are marked slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, chosen before mujoco is first imported
+pytest.importorskip("metaworld")
+
+import liv  # noqa: E402
+from liv.cli_args import add_dataclass_arguments, dataclass_from_args  # noqa: E402
+from liv.data.lerobot import read_lerobot  # noqa: E402
+from liv.envs.metaworld_data import generate_dataset  # noqa: E402
+from liv.envs.metaworld_env import TASKS, make_env  # noqa: E402
+from liv.eval.bc import (embed_dataset, eval_seeds, evaluate_policy, model_fingerprint, run_bc,  # noqa: E402
+                         train_policy, training_loss)
+from liv.eval.planning import (LIVScorer, PlannerConfig, StateScorer, run_episode, run_planning,  # noqa: E402
+                               score_candidates)
+from liv.eval.sim_commands import BCArgs, PlanArgs, run_bc_command, run_plan  # noqa: E402
+from liv.eval.sim_report import markdown_table, seed_summary, write_sim_report  # noqa: E402
+
+TASK_PAIR = ["reach-v3", "handle-press-v3"]  # the experts' shortest episodes (<= 65 steps)
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Small matrices: torch's extra threads only wait on cores that other jobs keep busy (15x slower).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bc") / "data"
+    generate_dataset(TASK_PAIR, 2, seed=0, out=out, size=SIZE, max_steps=100, record_every=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model():
+    return liv.create("clip-tiny")
+
+
+@pytest.fixture(scope="module")
+def embeddings(data, model, tmp_path_factory):
+    return embed_dataset(model, read_lerobot(data), tmp_path_factory.mktemp("cache"))
+
+
+# -------------------------------------------------------------------------------------------- report
+
+def test_markdown_table_on_known_numbers():
+    rows = {"LIV (text)": {"tasks": {"drawer-open-v3": seed_summary([0.5, 0.7]), "reach-v3": seed_summary([1.0])},
+                           "average": seed_summary([0.75, 0.85])},
+            "CLIP (one-hot)": {"tasks": {"drawer-open-v3": seed_summary([0.1, 0.1, 0.1])},
+                               "average": {"mean": 0.1, "std": 0.0}}}
+    table = markdown_table(rows, ["drawer-open-v3", "reach-v3"])
+    assert table.splitlines() == [
+        "| Representation | drawer-open | reach | Average |",
+        "| --- | ---: | ---: | ---: |",
+        "| LIV (text) | 60.0 ± 10.0 | 100.0 ± 0.0 | 80.0 ± 5.0 |",
+        "| CLIP (one-hot) | 10.0 ± 0.0 | – | 10.0 ± 0.0 |",
+    ]
+    assert markdown_table(rows).splitlines()[0] == table.splitlines()[0]  # default columns: first-seen order
+
+
+def test_write_sim_report(tmp_path):
+    rows = {"m": {"tasks": {"reach-v3": seed_summary([np.float32(0.5)])}, "average": seed_summary([0.5]),
+                  "extra": np.arange(2)}}
+    json_path, md_path = write_sim_report(rows, tmp_path, "bc", "Title", notes=["a note"])
+    assert json.loads(json_path.read_text())["rows"]["m"]["extra"] == [0, 1]
+    text = md_path.read_text()
+    assert text.startswith("# Title") and "| m | 50.0 ± 0.0 | 50.0 ± 0.0 |" in text and "- a note" in text
+
+
+# ------------------------------------------------------------------------------------------- BC quick
+
+def test_eval_seeds_are_new_and_stable():
+    a = eval_seeds(1000, "reach-v3", 5)
+    assert a == eval_seeds(1000, "reach-v3", 5) and len(set(a)) == 5
+    assert eval_seeds(1000, "push-v3", 5) != a
+    assert a[0] not in eval_seeds(1000, "reach-v3", 5, exclude=[a[0]])
+    assert eval_seeds([3, 4, 5], "reach-v3", 2, exclude=[3]) == [4, 5]
+
+
+def test_embedding_cache_is_reused(data, model, tmp_path, monkeypatch):
+    dataset = read_lerobot(data)
+    calls = {"images": 0}
+    original = model.encode_images
+
+    def counting(*a, **k):
+        calls["images"] += 1
+        return original(*a, **k)
+
+    monkeypatch.setattr(model, "encode_images", counting)
+    first = embed_dataset(model, dataset, tmp_path)
+    assert not first["cached"] and calls["images"] == len(dataset)
+    n = dataset.num_frames()
+    assert first["image"].shape == (n, model.embed_dim) and first["image"].dtype == np.float32
+    assert first["actions"].shape == (n, 4) and first["states"].shape == (n, 4)
+    assert first["text"].shape == (len(dataset), model.embed_dim) and first["succeeded"].all()
+    second = embed_dataset(model, dataset, tmp_path)
+    assert second["cached"] and calls["images"] == len(dataset)  # nothing embedded again
+    assert second["key"] == first["key"] and np.array_equal(second["image"], first["image"])
+    # Other weights give another cache key (checked on the fingerprint: embedding again costs seconds).
+    assert model_fingerprint(liv.create("clip-tiny", seed=1)) != model_fingerprint(model)
+    assert model_fingerprint(liv.create("clip-tiny")) == model_fingerprint(model)
+
+
+@pytest.mark.parametrize("conditioning", ["text", "onehot"])
+def test_train_policy_reduces_training_loss(embeddings, conditioning):
+    res = train_policy(embeddings, conditioning, hidden=(64, 64), steps=150, batch_size=32, seed=0, snapshot_at=(1,))
+    start = copy.deepcopy(res.policy)
+    start.load_state_dict(res.snapshots[1])
+    assert training_loss(res.policy, embeddings) < 0.5 * training_loss(start, embeddings)
+    again = train_policy(embeddings, conditioning, hidden=(64, 64), steps=5, batch_size=32, seed=0)
+    first5 = train_policy(embeddings, conditioning, hidden=(64, 64), steps=5, batch_size=32, seed=0)
+    assert again.losses == first5.losses  # seeded
+    width = model_dim = embeddings["image"].shape[1]
+    width += model_dim if conditioning == "text" else 2
+    assert res.policy.net[0].in_features == width + 4
+    assert res.policy.task_texts == [TASKS[t].text for t in TASK_PAIR]
+
+
+def test_evaluate_policy_is_well_formed(embeddings, model):
+    policy = train_policy(embeddings, "onehot", hidden=(32,), steps=20, batch_size=32).policy
+    result = evaluate_policy(policy, model, ["reach-v3"], seeds=7, episodes=1, max_steps=4, size=SIZE)
+    r = result["tasks"]["reach-v3"]
+    assert r["success_rate"] in (0.0, 1.0) and r["steps"][0] <= 4 and len(r["successes"]) == 1
+    assert r["env_seeds"] == eval_seeds(7, "reach-v3", 1) and 0.0 <= result["average"] <= 1.0
+    assert result["steps_per_second"] > 0
+    with pytest.raises(ValueError, match="not among"):
+        evaluate_policy(policy, model, ["drawer-open-v3"], episodes=1, max_steps=1, size=SIZE)
+
+
+# -------------------------------------------------------------------------------------- planning quick
+
+@pytest.mark.parametrize("planner", ["cem", "mppi"])
+def test_planner_moves_hand_toward_target(planner):
+    # A known objective: minus the hand's distance to a point 7 cm away; the planner alone must reach it.
+    with make_env("reach-v3", 3, size=SIZE) as env:
+        start = env.reset()[:3].copy()
+        target = start + np.array([0.06, 0.0, -0.04])
+        scorer = StateScorer(lambda s: -np.linalg.norm(s[:, :3] - target, axis=1))
+        config = PlannerConfig(planner=planner, horizon=5, samples=16, iterations=2, replan_every=2, seed=0)
+        rec = run_episode(env, scorer, config, max_steps=12)
+    # Measured over planner seeds 0-5: 6-40% of the start distance is left after 12 steps (the hand lags
+    # its commands for a few steps); with a flat objective the hand drifts ~5% further away instead.
+    end = np.asarray(rec["states"][-1][:3])
+    assert np.linalg.norm(end - target) < 0.5 * np.linalg.norm(start - target)
+    assert rec["steps"] == 12 and len(rec["values"]) == 7 and rec["values"][-1] > rec["values"][0]
+
+
+def test_discounted_score_is_the_discounted_reward_sum():
+    # Value = hand x; a fixed plan's discounted score must equal the formula on its states.
+    with make_env("reach-v3", 3, size=SIZE) as env:
+        env.reset()
+        start = env.get_state()
+        plans = np.zeros((2, 4, 4))
+        plans[0, :, 0], plans[1, :, 1] = 1.0, 1.0
+        scorer = StateScorer(lambda s: s[:, 0])
+        x0 = float(env.proprio()[0])
+        cfg = PlannerConfig(horizon=4, samples=2, score="discounted", gamma=0.5, render_every=2)
+        scores, steps = score_candidates(env, start, plans, scorer, cfg, x0)
+        final, _ = score_candidates(env, start, plans, scorer, PlannerConfig(horizon=4, samples=2), x0)
+        env.set_state(start)
+        xs = [x0]
+        for t in range(4):
+            xs.append(float(env.step(plans[0, t])[0][0]))
+    assert steps == 8
+    assert scores[0] == pytest.approx((xs[2] - xs[0]) + 0.5 * (xs[4] - xs[2]))
+    assert final[0] == pytest.approx(xs[4] - x0)  # undiscounted: telescopes to S(o_H) - S(o_0)
+
+
+def test_planning_with_liv_reward_is_well_formed(model):
+    config = PlannerConfig(horizon=4, samples=6, iterations=1, replan_every=2)
+    result = run_planning(model, ["reach-v3"], config, episodes=1, max_steps=4, size=SIZE)
+    assert set(result["tasks"]) == {"reach-v3"} and result["average"]["mean"] in (0.0, 1.0)
+    rec = result["episodes"][0]
+    assert rec["steps"] <= 4 and len(rec["values"]) == len(rec["plan_seconds"]) + 1
+    assert all(-1.0 <= v <= 1.0 for v in rec["values"]) and rec["sim_steps"] == 2 * 6 * 4
+    scorer = LIVScorer(model, "reach the red target")
+    frames = np.zeros((3, *SIZE, 3), np.uint8)
+    assert scorer(frames, np.zeros((3, 4))).shape == (3,) and scorer.frames_scored == 3
+
+
+def test_command_options_parse():
+    for cls, argv in ((BCArgs, ["--data", "d", "--model", "a", "--model", "clip-tiny", "--one-hot", "--hidden", "8",
+                                "8", "--size", "64", "64"]),
+                      (PlanArgs, ["--model", "clip-tiny", "--tasks", "reach-v3", "--planner", "mppi"])):
+        parser = argparse.ArgumentParser()
+        add_dataclass_arguments(parser, cls)
+        args = dataclass_from_args(cls, parser.parse_args(argv))
+        assert args.model[-1] == "clip-tiny"
+    assert args.planner == "mppi" and args.seeds == [0]
+    with pytest.raises(ValueError, match="preset"):
+        run_plan(PlanArgs(model=["no-such-model"], tasks=["reach-v3"]))
+
+
+# -------------------------------------------------------------------------------------------------- slow
+
+@pytest.mark.slow
+def test_run_bc_protocol(data, model, embeddings):
+    result = run_bc(model, read_lerobot(data), TASK_PAIR, "text", train_seeds=(0, 1), steps=20, batch_size=32,
+                    hidden=(32,), eval_episodes=1, max_steps=3, size=SIZE, embeddings=embeddings)
+    assert set(result["tasks"]) == set(TASK_PAIR) and len(result["seeds"]) == 2
+    assert all(s["checkpoint"] in ("half", "final") for s in result["seeds"])
+    assert len(result["average"]["per_seed"]) == 2
+
+
+@pytest.mark.slow
+def test_bc_and_plan_commands(data, tmp_path, capsys):
+    assert run_bc_command(BCArgs(data=data, model=["clip-tiny"], out=tmp_path / "bc", one_hot=True, seeds=[0],
+                                 steps=10, batch_size=16, hidden=[16], episodes=1, max_steps=2)) == 0
+    rows = json.loads((tmp_path / "bc" / "bc.json").read_text())["rows"]
+    assert set(rows) == {"clip-tiny (random init) (text)", "clip-tiny (random init) (one-hot)"}
+    assert "| clip-tiny (random init) (one-hot) |" in (tmp_path / "bc" / "bc.md").read_text()
+    assert run_plan(PlanArgs(model=["clip-tiny"], tasks=["reach-v3"], episodes=1, out=tmp_path / "plan", horizon=3,
+                             samples=4, iterations=1, max_steps=2)) == 0
+    assert "reach" in (tmp_path / "plan" / "plan.md").read_text()
+    assert "wrote" in capsys.readouterr().out
