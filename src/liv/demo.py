@@ -1,8 +1,14 @@
 """`liv demo`: LIV end to end on a CPU, on simulated robot data it makes itself.
 
-    generate Meta-World demonstrations (cached) -> train a small LIV model from random weights, and the
-    same model with the paper's ablations (CLIP's InfoNCE only, VIP on image goals only) -> evaluate
-    each on held-out episodes (new seeds, new object positions) -> demo_out/report.html + metrics.json
+    generate Meta-World demonstrations (cached) -> pre-train a small CLIP model with InfoNCE from random
+    weights (the paper starts from CLIP) -> fine-tune it with LIV, and with the paper's ablations (InfoNCE
+    only, VIP on image goals only), same settings -> evaluate each on held-out episodes (new seeds, new
+    object positions) -> demo_out/report.html + metrics.json
+
+Why the InfoNCE stage: VIP's values are cosines scaled by 1 / (1 - gamma) = 50; from random weights,
+whose embeddings of all frames nearly coincide, those gradients dominate and drive every embedding to
+one point (cos = 1 everywhere, a saddle where gradients vanish). The paper never trains LIV from raw
+random weights at this scale: it fine-tunes CLIP. So does the demo, with a CLIP it trains first.
 
 Every stage is cached in the output directory: a rerun reuses the data and the trained models whose
 settings did not change.
@@ -48,12 +54,16 @@ class DemoArgs:
     """Side in pixels of the rendered frames (the tiny model's input size)."""
     preset: str = "clip-tiny"
     """Model architecture (random initialisation)."""
-    steps: int = 600
-    """Training steps per model."""
+    init_steps: int = 400
+    """InfoNCE (CLIP) pre-training steps from random weights, shared by all fine-tuned models."""
+    init_lr: float = 1e-3
+    """Learning rate of the InfoNCE pre-training."""
+    steps: int = 400
+    """Fine-tuning steps per objective."""
     batch_size: int = 32
     """Training batch size."""
-    lr: float = 1e-3
-    """Adam learning rate (training from random weights needs more than fine-tuning's 1e-5)."""
+    lr: float = 1e-4
+    """Fine-tuning learning rate (the paper's 1e-5 is for a 102M-parameter CLIP; the tiny model needs more)."""
     vip_text_weight: float = 1.0
     """Weight of VIP on text goals in the LIV objective (the paper uses it when training from scratch)."""
     ablations: bool = True
@@ -99,20 +109,20 @@ def _generate(args: DemoArgs, data: Path) -> tuple[Path, Path]:
     return train, held
 
 
-def _train(args: DemoArgs, objective: str, data: Path, run: Path) -> Path:
+def _train(args: DemoArgs, objective: str, data: Path, run: Path, init: str, steps: int, lr: float) -> Path:
     """Train one model, or reuse it when a finished run with the same settings exists."""
     from liv.train import train
     from liv.training.config import build_config
 
-    settings = {"data": data, "out": run, "init": args.preset, "objective": objective, "steps": args.steps,
-                "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "num_workers": 1,
-                "save_every": max(args.steps // 4, 1), "log_every": 25, "progress": args.progress,
+    settings = {"data": data, "out": run, "init": init, "objective": objective, "steps": steps,
+                "batch_size": args.batch_size, "lr": lr, "seed": args.seed, "num_workers": 1,
+                "save_every": max(steps // 4, 1), "log_every": 25, "progress": args.progress,
                 "vip_text_weight": args.vip_text_weight if objective == "liv" else 0.0, "resume": True}
     config = build_config(settings)
     stamp = run / "demo_settings.json"
     wanted = json.dumps(config.to_dict(), sort_keys=True)
     if (run / "model" / "config.json").is_file() and stamp.is_file() and stamp.read_text() == wanted:
-        _say(f"reusing the trained {objective} model in {run / 'model'}")
+        _say(f"reusing the trained model in {run / 'model'}")
         return run / "model"
     if stamp.is_file() and stamp.read_text() != wanted:  # settings changed: start this run afresh
         import shutil
@@ -154,12 +164,17 @@ def run_demo(args: DemoArgs) -> int:
     train_data, held_data = _generate(args, out / "data")
     timings["data_s"] = time.perf_counter() - t
 
+    _say(f"2/3 pre-training {args.preset} with InfoNCE from random weights ({args.init_steps} steps)")
+    t = time.perf_counter()
+    init = _train(args, "clip", train_data, out / "runs" / "init", args.preset, args.init_steps, args.init_lr)
+    timings["train_init_s"] = time.perf_counter() - t
     objectives = list(ABLATIONS) if args.ablations else ["liv"]
     models: dict[str, Path] = {}
     for i, objective in enumerate(objectives, 1):
-        _say(f"2/3 training {ABLATIONS[objective]} ({i}/{len(objectives)}): {args.preset}, {args.steps} steps")
+        _say(f"2/3 fine-tuning with {ABLATIONS[objective]} ({i}/{len(objectives)}): {args.steps} steps")
         t = time.perf_counter()
-        models[objective] = _train(args, objective, train_data, out / "runs" / objective)
+        models[objective] = _train(args, objective, train_data, out / "runs" / objective, str(init), args.steps,
+                                   args.lr)
         timings[f"train_{objective}_s"] = time.perf_counter() - t
 
     _say("3/3 evaluating on held-out episodes")
@@ -172,7 +187,8 @@ def run_demo(args: DemoArgs) -> int:
     body = [
         "<h1>LIV demo: a language-conditioned reward learned on a CPU</h1>",
         f'<p class="note">{len(args.tasks)} Meta-World tasks, {args.train_episodes} demonstrations each; a '
-        f"{html.escape(args.preset)} model trained from random weights for {args.steps} steps per objective; "
+        f"{html.escape(args.preset)} model pre-trained with InfoNCE from random weights ({args.init_steps} steps), "
+        f"then fine-tuned for {args.steps} steps with each objective; "
         f"evaluated on {len(held)} held-out episodes with new object positions. Same-scene tasks "
         "(open/close the drawer, door, window; faucet left/right) can only be told apart by reading the text.</p>",
         "<h2>Quality on held-out episodes</h2>", _summary_table(figures),
