@@ -95,17 +95,6 @@ def run_convert(args: ConvertArgs) -> int:
     return 0
 
 
-def _read_image(path: Path) -> Any:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{path}: cannot read image ({e})") from None
-
-
 def run_embed(args: EmbedArgs) -> int:
     import numpy as np
     import torch
@@ -117,7 +106,9 @@ def run_embed(args: EmbedArgs) -> int:
     model = liv.load(args.model, device=args.device)
     text_emb = model.encode_texts(args.text) if args.text else torch.empty(0, model.embed_dim)
     if args.images:
-        frames = [_read_image(p) for p in args.images]
+        from liv.data.frame_folders import decode_image
+
+        frames = [decode_image(p) for p in args.images]
         image_emb = torch.cat([model.encode_images(f) for f in frames])
     else:
         image_emb = torch.empty(0, model.embed_dim)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from liv.data.frame_folders import decode_image
+
 if TYPE_CHECKING:
     from liv.data.episodes import Episode, EpisodeDataset
     from liv.model import LIVModel
@@ -124,16 +126,6 @@ def _unique(labels: list[str]) -> list[str]:
     return out
 
 
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{path}: cannot read image ({e})") from None
-
-
 def _is_single(path: Path) -> bool:
     """A lone video file or a plain folder of images (no manifest, not LeRobot): one episode, no text."""
     from liv.data.frame_folders import MANIFEST_NAME
@@ -209,7 +201,7 @@ def run_reward(args: RewardArgs) -> int:
         raise ValueError(f"{episode.source}: the episode has no frames")
 
     texts = list(args.goal) or ([] if args.goal_image else [episode.text])
-    goals: list[Any] = texts + [_read_image(p) for p in args.goal_image]
+    goals: list[Any] = texts + [decode_image(p) for p in args.goal_image]
     labels = _unique([slug(t) for t in texts] + [slug(p.stem) for p in args.goal_image])
     model = liv.load(args.model, device=args.device)
     fps = _fps(episode, args.fps)
@@ -271,7 +263,7 @@ def _reward_dataset(args: RewardArgs) -> int:
     extras = list(dict.fromkeys(args.goal))
     texts = list(dict.fromkeys(list(dataset.texts) + extras))
     text_emb = dict(zip(texts, model.encode_texts(texts))) if texts else {}  # every text once
-    image_goals = [(p.name, model.encode_images(_read_image(p))[0]) for p in args.goal_image]
+    image_goals = [(p.name, model.encode_images(decode_image(p))[0]) for p in args.goal_image]
     cols: dict[str, list] = {k: [] for k in ("episode", "task", "frame", "goal", "value", "reward")}
     for index, episode in enumerate(tqdm(dataset, desc="episodes", unit="episode", disable=None, file=sys.stderr)):
         if len(episode) == 0:
