@@ -12,8 +12,6 @@ from liv.data.frame_folders import read_frame_folders, read_image_folder, write_
 from episode_frames import EPISODES, make_frames  # noqa: E402
 
 
-
-
 @pytest.fixture
 def dataset_dir(tmp_path):
     write_frame_folders(tmp_path / "ds", EPISODES)

@@ -15,8 +15,6 @@ from liv.data.video_files import VideoFrames, read_video_manifest, write_video, 
 from episode_frames import EPISODES, make_frames  # noqa: E402
 
 
-
-
 def identify(decoded: np.ndarray, originals: np.ndarray) -> list[int]:
     """Index of the original frame nearest to each decoded frame (robust to lossy compression)."""
     dist = np.abs(decoded[:, None].astype(np.int16) - originals[None].astype(np.int16)).mean(axis=(2, 3, 4))
