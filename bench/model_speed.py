@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import liv  # noqa: E402
 from liv.objectives import FINETUNE_WEIGHTS  # noqa: E402
 from liv.training.objective import Objective  # noqa: E402
+from liv.training.speed import make_optimizer, prepare_for_training  # noqa: E402
 
 INSTRUCTIONS = ["open the drawer", "close the drawer", "turn the faucet left", "press the button"]
 
@@ -88,7 +89,8 @@ def main() -> None:
 
     peak = measure_peak(device)
     model = liv.create(args.preset).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, betas=(0.9, 0.98), eps=1e-6, weight_decay=1e-3)
+    prepare_for_training(model)  # as liv train does
+    optimizer = make_optimizer(model.parameters(), 1e-5, (0.9, 0.98), 1e-6, 1e-3)
     objective = Objective("liv", FINETUNE_WEIGHTS)
     batch = make_batch(args.batch, model.image_resolution)
 

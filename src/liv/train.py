@@ -25,6 +25,7 @@ from liv.training.checkpointing import (list_checkpoints, load_training_state, r
 from liv.training.config import TrainConfig
 from liv.training.distributed import init_distributed, shutdown_distributed
 from liv.training.objective import Objective
+from liv.training.speed import make_optimizer, prepare_for_training
 
 
 class TrainingError(RuntimeError):
@@ -78,6 +79,7 @@ def train(config: TrainConfig) -> Path:
             remove_partial_checkpoints(run_dir)
         # ------------------------------------------------------------ model, optimiser, resume
         model = _initial_model(config).to(device)
+        prepare_for_training(model)
         objective = Objective(config.objective, LIVWeights(config.infonce_weight, config.vip_image_weight,
                                                            config.vip_text_weight, config.num_negatives),
                               config.gamma, config.vip_l1, config.vip_l2, config.seed)
@@ -86,10 +88,7 @@ def train(config: TrainConfig) -> Path:
                 if not name.startswith("visual."):
                     p.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
-        # fused: one kernel over all parameters instead of a Python loop of small ops per tensor (the same
-        # update up to float rounding; torch's CPU default is the loop)
-        optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.adam_eps,
-                                     weight_decay=config.weight_decay, fused=True)
+        optimizer = make_optimizer(params, config.lr, config.betas, config.adam_eps, config.weight_decay)
         start_step = 0
         checkpoints = list_checkpoints(run_dir) if config.resume else []
         if config.resume and not checkpoints and info.is_main:

@@ -77,7 +77,8 @@ def test_two_process_torchrun_equals_one_process(data, tmp_path):
 
     Adam's first steps move each weight by about lr * sign(grad); where a gradient is rounding noise, the
     two runs (different summation orders) may move it in opposite directions. Measured: losses agree to
-    1e-7 at step 1 (same weights) and to ~1e-5 after; such elements are a tiny fraction.
+    ~4e-6 of 6.5 at step 1 (same weights; channels-last convolutions on 1 vs 2 threads round differently)
+    and to ~1e-5 after; such elements are a tiny fraction.
     """
     lr, steps = 1e-4, 2
     args = ["--data", data, "--steps", steps, "--save-every", 0, "--batchnorm", "frozen", "--num-negatives", 2,
@@ -92,7 +93,7 @@ def test_two_process_torchrun_equals_one_process(data, tmp_path):
     assert "parameters identical on all 2 processes" in proc.stdout
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert sorted(one) == sorted(two) == [1, 2]
-    assert two[1] == pytest.approx(one[1], abs=1e-6)
+    assert two[1] == pytest.approx(one[1], rel=3e-6)
     assert two[2] == pytest.approx(one[2], abs=1e-4)
     a, b = liv.load(tmp_path / "one" / "model"), liv.load(tmp_path / "two" / "model")
     differing, total = 0, 0

@@ -187,6 +187,8 @@ class ModifiedResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, R, R) normalised pixels -> (N, output_dim) unnormalised embeddings."""
         x = x.to(self.conv1.weight.dtype)
+        if self.conv1.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # match the weights (see liv.training.speed)
         x = self.relu1(self.bn1(self.conv1(x)))
         x = self.relu2(self.bn2(self.conv2(x)))
         x = self.relu3(self.bn3(self.conv3(x)))
