@@ -84,12 +84,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--embed-images", type=int, default=32)
+    parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
     args = parser.parse_args()
     device = torch.device(args.device)
 
     peak = measure_peak(device)
     model = liv.create(args.preset).to(device).train()
     prepare_for_training(model)  # as liv train does
+    model.clip.set_grad_checkpointing(args.grad_checkpointing)
     optimizer = make_optimizer(model.parameters(), 1e-5, (0.9, 0.98), 1e-6, 1e-3)
     objective = Objective("liv", FINETUNE_WEIGHTS)
     batch = make_batch(args.batch, model.image_resolution)
@@ -119,7 +121,8 @@ def main() -> None:
 
     samples_per_s = args.batch / step_s
     result = {
-        "preset": args.preset, "batch": args.batch, "device": str(device), "torch": torch.__version__,
+        "preset": args.preset, "batch": args.batch, "grad_checkpointing": args.grad_checkpointing,
+        "device": str(device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "peak_matmul_gflops": round(peak["matmul_gflops"], 1), "peak_conv_gflops": round(peak["conv3x3_gflops"], 1),
         "step_s": round(step_s, 3), "samples_per_s": round(samples_per_s, 3),

@@ -109,3 +109,23 @@ def test_gradients_reach_both_towers():
     (img.sum() + txt.sum()).backward()
     assert model.visual.conv1.weight.grad.abs().sum() > 0
     assert model.transformer.resblocks[0].attn.in_proj_weight.grad.abs().sum() > 0
+
+
+def test_gradient_checkpointing_changes_nothing_but_memory():
+    plain, ckpt = _tiny(), _tiny()
+    ckpt.set_grad_checkpointing(True)
+    plain.train(), ckpt.train()
+    pixels = torch.randn(4, 3, 64, 64)
+    tokens = torch.tensor([[49406, 320, 321, 49407], [49406, 322, 49407, 0]])
+    outs = []
+    for model in (plain, ckpt):
+        loss = model.encode_image(pixels).square().sum() + model.encode_text(tokens).square().sum()
+        loss.backward()
+        outs.append(loss.detach())
+    assert torch.allclose(outs[0], outs[1], rtol=1e-6)
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), name
+    # BatchNorm statistics moved once, not twice (the recomputation leaves them alone)
+    for (name, a), b in zip(plain.named_buffers(), ckpt.buffers()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name

@@ -80,6 +80,7 @@ def train(config: TrainConfig) -> Path:
         # ------------------------------------------------------------ model, optimiser, resume
         model = _initial_model(config).to(device)
         prepare_for_training(model)
+        model.clip.set_grad_checkpointing(config.grad_checkpointing)
         objective = Objective(config.objective, LIVWeights(config.infonce_weight, config.vip_image_weight,
                                                            config.vip_text_weight, config.num_negatives),
                               config.gamma, config.vip_l1, config.vip_l2, config.seed)

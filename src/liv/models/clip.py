@@ -7,13 +7,16 @@ without renaming. All computation is float32 unless the caller casts the module.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 
@@ -72,6 +75,33 @@ class CLIPConfig:
         if unknown:
             raise ValueError(f"unknown CLIP config keys: {sorted(unknown)}")
         return cls(**d)
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers of ``module`` normalise as usual (batch statistics in training) but leave their
+    running statistics (momentum 0) and batch counter (restored) untouched, so recomputing a
+    checkpointed stage does not update them a second time. The autograd graph is the same as in the
+    first forward, as checkpointing requires."""
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, count) in zip(layers, saved):
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
+
+
+def run_checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``stage(x)`` keeping only its input for backward; activations are recomputed then (less memory,
+    about one more forward of compute)."""
+    return torch.utils.checkpoint.checkpoint(
+        stage, x, use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_statistics(stage)))
 
 
 class LayerNorm(nn.LayerNorm):
@@ -171,6 +201,7 @@ class ModifiedResNet(nn.Module):
         self.relu3 = nn.ReLU(inplace=True)
         self.avgpool = nn.AvgPool2d(2)
 
+        self.grad_checkpointing = False
         self._inplanes = width
         self.layer1 = self._make_layer(width, layers[0])
         self.layer2 = self._make_layer(width * 2, layers[1], stride=2)
@@ -193,7 +224,8 @@ class ModifiedResNet(nn.Module):
         x = self.relu2(self.bn2(self.conv2(x)))
         x = self.relu3(self.bn3(self.conv3(x)))
         x = self.avgpool(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = run_checkpointed(stage, x) if self.grad_checkpointing and torch.is_grad_enabled() else stage(x)
         return self.attnpool(x)
 
 
@@ -247,9 +279,14 @@ class Transformer(nn.Module):
         self.width = width
         self.layers = layers
         self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads) for _ in range(layers)])
+        self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.resblocks(x)
+        if not (self.grad_checkpointing and torch.is_grad_enabled()):
+            return self.resblocks(x)
+        for block in self.resblocks:
+            x = run_checkpointed(block, x)
+        return x
 
 
 class CLIP(nn.Module):
@@ -290,6 +327,13 @@ class CLIP(nn.Module):
             nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width) ** -0.5)
             nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
         nn.init.normal_(self.text_projection, std=width**-0.5)
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute activations in the backward pass, per ResNet stage and per text block: memory for
+        activations drops to roughly one stage's, at about one extra forward pass of compute. Outputs,
+        gradients and BatchNorm statistics are unchanged."""
+        self.visual.grad_checkpointing = enabled
+        self.transformer.grad_checkpointing = enabled
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, R, R) float normalised pixels -> (N, D) unnormalised image embeddings."""

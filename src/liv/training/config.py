@@ -71,6 +71,8 @@ class TrainConfig:
     """Area range of the random resized crop."""
     batchnorm: Literal["train", "frozen"] = "train"
     """train: batch statistics (the reference); frozen: running statistics, affine parameters still learn."""
+    grad_checkpointing: bool = False
+    """Recompute activations in the backward pass: bigger batches in the same memory, ~1 more forward of compute."""
     seed: int = 0
     """Seed of initialisation and data sampling; the same seed gives the same run."""
     num_workers: int = 2
