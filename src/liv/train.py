@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from liv.objectives import LIVWeights
 from liv.training.batches import BatchStream, StreamSpec
-from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
-                                        save_checkpoint)
+from liv.training.checkpointing import (checkpoint_dir, list_checkpoints, load_training_state,
+                                        remove_partial_checkpoints, save_checkpoint)
 from liv.training.config import TrainConfig
 from liv.training.distributed import init_distributed, shutdown_distributed
 from liv.training.objective import Objective
@@ -41,11 +41,12 @@ def _initial_model(config: TrainConfig):
     return liv.load(config.init)
 
 
-def _open_data(path: Path, config: TrainConfig, is_main: bool):
+def _open_data(path: Path, config: TrainConfig, check: bool):
+    """Open ``path`` with the run's format options; with ``check``, refuse it if the data check finds errors."""
     from liv.data.open import open_dataset
 
     dataset = open_dataset(path, format=config.data_format, camera=config.camera)
-    if config.check_data:
+    if check:
         from liv.data.check import check_dataset
 
         report = check_dataset(dataset, decode_frames=1, min_frames=3 if config.sample_mode == "segment" else 2)
@@ -109,7 +110,7 @@ def train(config: TrainConfig) -> Path:
         ddp = DistributedDataParallel(model) if info.world_size > 1 else model
 
         # ------------------------------------------------------------ data
-        dataset = _open_data(config.data, config, info.is_main)
+        dataset = _open_data(config.data, config, check=config.check_data)
         spec = StreamSpec(resolution=model.image_resolution, slots=objective.slots, mode=config.sample_mode,
                           alpha=config.text_goal_alpha, degenerate_prob=config.degenerate_prob,
                           augment=config.augment == "rrc", crop_scale=config.crop_scale,
@@ -121,9 +122,7 @@ def train(config: TrainConfig) -> Path:
                             persistent_workers=False)
         eval_dataset = None
         if config.eval_every and info.is_main:
-            from liv.data.open import open_dataset
-
-            eval_dataset = open_dataset(config.eval_data, format=config.data_format, camera=config.camera)
+            eval_dataset = _open_data(config.eval_data, config, check=False)
 
         # ------------------------------------------------------------ logging
         writer, bar = None, None
@@ -191,7 +190,7 @@ def _diverged(run_dir: Path, step: int, metrics: dict) -> str:
     """Set aside a checkpoint holding the weights that just produced a non-finite loss; say what is kept."""
     kept = list_checkpoints(run_dir)
     note = ""
-    if kept and kept[-1].name == f"step_{step:08d}":  # saved after the update that broke the weights
+    if kept and kept[-1] == checkpoint_dir(run_dir, step):  # saved after the update that broke the weights
         bad = kept.pop()
         bad.rename(bad.with_name(bad.name + ".diverged"))
         note = f" The checkpoint of this step was renamed to {bad.name}.diverged."
