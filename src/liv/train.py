@@ -25,7 +25,7 @@ from liv.training.checkpointing import (checkpoint_dir, list_checkpoints, load_t
 from liv.training.config import TrainConfig
 from liv.training.distributed import init_distributed, shutdown_distributed
 from liv.training.objective import Objective
-from liv.training.speed import make_optimizer, prepare_for_training
+from liv.training.speed import learning_rate, make_optimizer, prepare_for_training
 
 
 class TrainingError(RuntimeError):
@@ -152,15 +152,18 @@ def train(config: TrainConfig) -> Path:
                 raise TrainingError(_diverged(run_dir, step, metrics) if info.is_main else f"step {step}: loss diverged")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, config.lr, config.steps, config.lr_schedule, config.warmup_steps)
             optimizer.step()
             step += 1
             samples_since += config.batch_size
             if info.is_main and (step % config.log_every == 0 or step == config.steps):
                 elapsed = time.perf_counter() - tick
                 record = {"step": step, **{k: round(v.item(), 7) for k, v in metrics.items()},
+                          "lr": optimizer.param_groups[0]["lr"],
                           "samples_per_s": round(samples_since / max(elapsed, 1e-9), 2)}
                 _log(run_dir, record, writer)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("step",)}, refresh=False)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("step", "lr")}, refresh=False)
                 tick, samples_since = time.perf_counter(), 0
             if bar is not None:
                 bar.update(1)

@@ -8,6 +8,7 @@ import json
 import re
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -107,3 +108,25 @@ def test_animation_has_one_frame_per_input_frame(tmp_path, suffix):
         with av.open(str(path)) as c:
             decoded = list(c.decode(video=0))
         assert len(decoded) == 7 and (decoded[0].width, decoded[0].height) == (1000, 400)
+
+
+def test_pair_figure_curves_and_episode_choice(tmp_path, dataset):
+    from liv.eval.pair_figure import first_episode_of, pair_curves, plot_pair_figure
+
+    # episodes 0/2 succeed, 1/3 fail: the figure takes the first successful one of each text
+    assert first_episode_of(dataset, TASKS[1]) == 2
+    assert first_episode_of(dataset, TASKS[0], successful=False) == 0
+    assert first_episode_of(dataset, "no such task") is None
+    model = liv.create("clip-tiny", seed=0)
+    frames = dataset[2].all_frames()
+    curves = pair_curves(model, frames, TASKS[::-1])
+    image = model.encode_images(frames)
+    texts = model.encode_texts(TASKS[::-1])
+    naive = torch.nn.functional.cosine_similarity(image[:, None], texts[None], dim=-1).double().numpy()
+    assert curves.shape == (6, 2) and np.allclose(curves, naive, atol=1e-5)
+
+    path = plot_pair_figure({"a": model, "b": liv.create("clip-tiny", seed=1)}, dataset, (TASKS[0], TASKS[1]),
+                            tmp_path / "pair.png")
+    assert Image.open(path).size == (960, 520)  # (1 + 2 models) columns x 2 rows at 320 x 260 px
+    with pytest.raises(ValueError, match="no successful episode of 'x'"):
+        plot_pair_figure({"a": model}, dataset, (TASKS[0], "x"), tmp_path / "bad.png")

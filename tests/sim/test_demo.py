@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("metaworld")
 
 ARGS = ["--tasks", "reach-v3", "button-press-topdown-v3", "--train-episodes", "1", "--heldout-episodes", "1",
-        "--failures", "1", "--size", "32", "--init-steps", "2", "--steps", "2", "--batch-size", "4", "--workers", "1",
+        "--failures", "1", "--size", "32", "--steps", "2", "--batch-size", "4", "--workers", "1",
         "--no-progress"]
 
 
@@ -32,9 +32,11 @@ def test_demo_pipeline_at_tiny_size(tmp_path):
     assert summary["figures"]["liv"]["auroc"] is not None  # held-out failures make AUROC defined
     page = (out / "report.html").read_text()
     assert "Quality on held-out episodes" in page and "Objectives compared" in page and "<img" in page
+    assert "Does the reward read the instruction?" in page
+    assert (out / "key_figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched from the network
 
     again = _demo(out)
     assert again.returncode == 1
-    assert again.stdout.count("reusing the trained model") == 4  # init + liv + clip + vip-i
+    assert again.stdout.count("reusing the trained model") == 3  # liv + clip + vip-i
     assert json.loads((out / "metrics.json").read_text())["figures"] == summary["figures"]

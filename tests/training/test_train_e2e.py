@@ -42,13 +42,17 @@ def _train(*args, env=None):
                             stderr=subprocess.STDOUT, text=True, env=env)
 
 
+SCHEDULE = ["--lr-schedule", "cosine", "--warmup-steps", "3"]  # a resumed run must continue the schedule too
+
+
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(data, tmp_path):
     steps = 12
-    whole = _train("--data", data, "--out", tmp_path / "whole", "--steps", steps, "--save-every", 3, *COMMON)
+    whole = _train("--data", data, "--out", tmp_path / "whole", "--steps", steps, "--save-every", 3, *COMMON,
+                   *SCHEDULE)
     assert whole.wait(timeout=300) == 0, whole.stdout.read()
 
     run = tmp_path / "killed"
-    proc = _train("--data", data, "--out", run, "--steps", steps, "--save-every", 3, *COMMON)
+    proc = _train("--data", data, "--out", run, "--steps", steps, "--save-every", 3, *COMMON, *SCHEDULE)
     deadline = time.time() + 300
     while not (run / "checkpoints" / "step_00000006").exists():
         assert proc.poll() is None, "run ended before it could be killed:\n" + proc.stdout.read()
@@ -59,7 +63,8 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(data, tmp_path):
     done = max(_losses(run))
     assert done < steps, "the kill came too late to test anything"
 
-    resumed = _train("--data", data, "--out", run, "--steps", steps, "--save-every", 3, "--resume", *COMMON)
+    resumed = _train("--data", data, "--out", run, "--steps", steps, "--save-every", 3, "--resume", *COMMON,
+                     *SCHEDULE)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     assert "resumed from" in out
@@ -67,6 +72,10 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(data, tmp_path):
     assert sorted(got) == list(range(1, steps + 1))
     for step in range(1, steps + 1):
         assert got[step] == pytest.approx(expected[step], abs=1e-6), step
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # the lr logged after step s is the one step s - 1 used: 1e-3 * s / 3 in the warm-up, then a cosine
+    assert [r["lr"] for r in logged if r["step"] <= 3] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3])
+    assert logged[-1]["lr"] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 8 / 9)))
     a, b = liv.load(tmp_path / "whole" / "model"), liv.load(run / "model")
     for (name, x), y in zip(a.clip.state_dict().items(), b.clip.state_dict().values()):
         assert torch.allclose(x, y, atol=1e-6), name

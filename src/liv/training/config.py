@@ -54,7 +54,11 @@ class TrainConfig:
     vip_l2: float = 0.0
     """L2 penalty on image embeddings (objective vip)."""
     lr: float = 1e-5
-    """Adam learning rate."""
+    """Adam learning rate (the peak, with a schedule)."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """constant (the reference's), or cosine: decay from lr after the warm-up towards 0 at the end."""
+    warmup_steps: int = 0
+    """Steps of linear warm-up from 0 to lr (either schedule)."""
     betas: tuple[float, float] = (0.9, 0.98)
     """Adam betas."""
     adam_eps: float = 1e-6
@@ -134,6 +138,8 @@ def validate(c: TrainConfig) -> None:
     checks = [
         (c.batch_size >= 2, "batch_size must be >= 2 (InfoNCE and VIP average over the batch)"),
         (c.steps >= 1, "steps must be >= 1"),
+        (c.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
+        (0 <= c.warmup_steps < c.steps or c.warmup_steps == 0, "warmup_steps must be >= 0 and < steps"),
         (0 < c.gamma < 1, "gamma must be in (0, 1)"),
         (0 < c.text_goal_alpha <= 1, "text_goal_alpha must be in (0, 1]"),
         (0 <= c.degenerate_prob <= 1, "degenerate_prob must be in [0, 1]"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -20,3 +22,20 @@ def make_optimizer(params, lr: float, betas: tuple[float, float], eps: float, we
     parameters instead of a Python loop of small ops per tensor (the same update up to float rounding;
     measured 6.6x faster on clip-tiny's 8.1M parameters: 131 ms -> 20 ms)."""
     return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=True)
+
+
+def learning_rate(step: int, lr: float, steps: int, schedule: str = "constant", warmup_steps: int = 0) -> float:
+    """Learning rate of the update made at ``step`` (0-based) of a ``steps``-step run -> float.
+
+    A pure function of the step, so a resumed run continues the schedule exactly. Warm-up: linear from
+    lr / warmup_steps at step 0 to lr at step warmup_steps - 1. ``cosine``: half a cosine period from lr
+    at step warmup_steps towards 0 after the last step; ``constant``: lr.
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        span = max(steps - warmup_steps, 1)
+        return lr * 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+    raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
