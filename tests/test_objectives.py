@@ -31,13 +31,18 @@ def _naive_vip(e0, ek, ek1, eg, gamma=GAMMA, l2=False, perms=()):
     return loss
 
 
-def _naive_infonce(img, txt):
+def _naive_infonce(img, txt, labels=None):
+    # labels: one text id per sample; with them, other samples of the same id are no negatives
     img = [[x / math.sqrt(sum(y * y for y in r)) for x in r] for r in img.tolist()]
     txt = [[x / math.sqrt(sum(y * y for y in r)) for x in r] for r in txt.tolist()]
     b = len(img)
+    labels = labels or list(range(b))
     logit = [[sum(a * c for a, c in zip(img[i], txt[j])) for j in range(b)] for i in range(b)]
-    i2t = sum(-logit[i][i] + math.log(sum(math.exp(logit[i][j]) for j in range(b))) for i in range(b)) / b
-    t2i = sum(-logit[i][i] + math.log(sum(math.exp(logit[j][i]) for j in range(b))) for i in range(b)) / b
+    keep = [[j == i or labels[j] != labels[i] for j in range(b)] for i in range(b)]
+    i2t = sum(-logit[i][i] + math.log(sum(math.exp(logit[i][j]) for j in range(b) if keep[i][j]))
+              for i in range(b)) / b
+    t2i = sum(-logit[i][i] + math.log(sum(math.exp(logit[j][i]) for j in range(b) if keep[i][j]))
+              for i in range(b)) / b
     return (i2t + t2i) / 2
 
 
@@ -66,6 +71,17 @@ def test_negatives_add_one_term_over_all_shuffled_pairs(emb):
 
 def test_infonce_matches_a_naive_loop(emb):
     assert infonce_loss(emb[0], emb[1]).item() == pytest.approx(_naive_infonce(emb[0], emb[1]), abs=1e-10)
+
+
+def test_infonce_can_ignore_identical_texts(emb):
+    labels = [0, 1, 0, 2, 1, 0]
+    same = torch.tensor([[a == b for b in labels] for a in labels])
+    got = infonce_loss(emb[0], emb[1], same).item()
+    assert got == pytest.approx(_naive_infonce(emb[0], emb[1], labels), abs=1e-10)
+    assert got < infonce_loss(emb[0], emb[1]).item()  # fewer negatives in every softmax
+    # with distinct texts the mask changes nothing
+    assert infonce_loss(emb[0], emb[1], torch.eye(6, dtype=torch.bool)).item() == pytest.approx(
+        infonce_loss(emb[0], emb[1]).item(), abs=1e-12)
 
 
 def test_reference_fixture_losses(reference_fixtures):

@@ -11,9 +11,10 @@ Two settings make LIV learnable from scratch in minutes (both measured on the de
   the discount still reaches the first frame (0.98^25 = 0.6), so VIP's optimum, a value that rises
   along the episode, is far below the loss of a constant value; with every step recorded (~80 frames)
   the two differ by ~0.2 and the embeddings collapse onto one point instead.
-- InfoNCE has weight 10 (the reference's ``clipweight``). LIV's InfoNCE has temperature 1 (logits are
-  cosines), so its gradients are small next to VIP's values, which are cosines times 1 / (1 - gamma)
-  = 50; at weight 1 the texts are not told apart (held-out retrieval 0.30).
+- InfoNCE has weight 3 (the reference's ``clipweight``). LIV's InfoNCE has temperature 1 (its logits
+  are cosines), so its gradients are small next to VIP's, whose values are cosines times
+  1 / (1 - gamma) = 50. Measured on held-out episodes after 400 steps: at weight 1 the texts are not
+  told apart (retrieval 0.30); at 10, VIP learns less (median text-goal VOC 0.83); 3 reaches both.
 
 Every stage is cached in the output directory: a rerun reuses the data and the trained models whose
 settings did not change.
@@ -70,7 +71,7 @@ class DemoArgs:
     """Training batch size."""
     lr: float = 3e-4
     """Learning rate (the paper's 1e-5 fine-tunes a 102M-parameter CLIP; a tiny model from scratch needs more)."""
-    infonce_weight: float = 10.0
+    infonce_weight: float = 3.0
     """Weight of InfoNCE in the LIV objective (the reference's clipweight; see the module docstring)."""
     vip_text_weight: float = 1.0
     """Weight of VIP on text goals in the LIV objective (the paper uses it when training from scratch)."""

@@ -68,16 +68,23 @@ def vip_loss(e_0: torch.Tensor, e_k: torch.Tensor, e_k1: torch.Tensor, e_goal: t
     return loss
 
 
-def infonce_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+def infonce_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, same_text: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """Symmetric InfoNCE between B images and their B texts over raw cosine logits: -> 0-dim tensor.
 
     Row i of each is a matching pair; the mean of image->text and text->image cross-entropies. The
     temperature is 1: with S = cos / (1 - gamma) this is exactly LIV's InfoNCE term (paper appendix B).
+    ``same_text``: optional (B, B) bool, True where samples i and j carry the same text; those pairs
+    (other than i == j) are left out of both softmaxes instead of being treated as negatives, which an
+    identical text cannot be. None (the reference's behaviour) treats every other sample as a negative.
     """
     if image_emb.shape != text_emb.shape:
         raise ValueError(f"image and text embeddings must match, got {tuple(image_emb.shape)} and "
                          f"{tuple(text_emb.shape)}")
     logits = F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+    if same_text is not None:
+        eye = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(same_text.to(logits.device) & ~eye, float("-inf"))
     target = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
@@ -105,18 +112,19 @@ PRETRAIN_WEIGHTS = LIVWeights(1.0, 1.0, 1.0, 3)
 
 def liv_loss(e_0: torch.Tensor, e_goal: torch.Tensor, e_k: torch.Tensor, e_k1: torch.Tensor,
              e_text_goal_frame: torch.Tensor, e_text: torch.Tensor, weights: LIVWeights = FINETUNE_WEIGHTS,
-             gamma: float = 0.98, generator: torch.Generator | None = None
+             gamma: float = 0.98, generator: torch.Generator | None = None, same_text: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """LIV's objective: (total loss, unweighted terms). All inputs (B, D).
 
     total = w_infonce * InfoNCE(e_text_goal_frame, e_text) + w_vip_image * VIP(goal = e_goal)
             + w_vip_text * VIP(goal = e_text). Terms with weight 0 are not computed and not reported.
     The returned dict holds detached, unweighted terms keyed ``infonce``, ``vip_image``, ``vip_text``.
+    ``same_text``: see :func:`infonce_loss`.
     """
     terms: dict[str, torch.Tensor] = {}
     total = e_0.new_zeros(())
     if weights.infonce:
-        terms["infonce"] = infonce_loss(e_text_goal_frame, e_text)
+        terms["infonce"] = infonce_loss(e_text_goal_frame, e_text, same_text)
         total = total + weights.infonce * terms["infonce"]
     if weights.vip_image:
         terms["vip_image"] = vip_loss(e_0, e_k, e_k1, e_goal, gamma, "cosine", weights.num_negatives,

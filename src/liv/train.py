@@ -84,7 +84,8 @@ def train(config: TrainConfig) -> Path:
         model.clip.set_grad_checkpointing(config.grad_checkpointing)
         objective = Objective(config.objective, LIVWeights(config.infonce_weight, config.vip_image_weight,
                                                            config.vip_text_weight, config.num_negatives),
-                              config.gamma, config.vip_l1, config.vip_l2, config.seed)
+                              config.gamma, config.vip_l1, config.vip_l2, config.seed,
+                              ignore_same_text=config.infonce_same_text == "ignore")
         if not objective.uses_text:  # the text tower gets no gradient: freeze it (DDP needs every param used)
             for name, p in model.clip.named_parameters():
                 if not name.startswith("visual."):

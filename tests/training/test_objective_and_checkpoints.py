@@ -42,6 +42,21 @@ def test_liv_objective_equals_liv_loss_on_separately_encoded_frames(episodes):
     assert set(metrics) == {"infonce", "vip_image", "vip_text", "loss"}
 
 
+@pytest.mark.parametrize("name", ["liv", "clip"])
+def test_identical_texts_of_a_batch_can_be_left_out_of_infonce(episodes, name):
+    model = liv.create("clip-tiny", seed=0).eval()
+    batch = make_batch(episodes, StreamSpec(64, slots=SLOTS[name]), 0, 0, range(6))
+    assert len(set(batch["texts"])) < 6  # 5 episodes, 3 texts: duplicates in the batch
+    same = torch.tensor([[a == b for b in batch["texts"]] for a in batch["texts"]])
+    with torch.no_grad():
+        _, metrics = Objective(name, FINETUNE_WEIGHTS, ignore_same_text=True)(model, batch, 0)
+        _, plain = Objective(name, FINETUNE_WEIGHTS)(model, batch, 0)
+        e = _per_role_embeddings(model, batch)
+        text = model.clip.encode_text(model.tokenize(batch["texts"]))
+    assert metrics["infonce"].item() == pytest.approx(infonce_loss(e[:, 4], text, same).item(), abs=1e-5)
+    assert metrics["infonce"].item() < plain["infonce"].item() - 1e-3
+
+
 @pytest.mark.parametrize("name", ["clip", "vip", "vip-i"])
 def test_ablation_objectives(episodes, name):
     model = liv.create("clip-tiny", seed=0).eval()

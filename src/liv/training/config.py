@@ -41,6 +41,9 @@ class TrainConfig:
     """Probability of a degenerate sample (every frame the goal frame; paper Proposition 1)."""
     infonce_weight: float = 1.0
     """Weight of InfoNCE between text-goal frames and their texts (objective liv)."""
+    infonce_same_text: Literal["negatives", "ignore"] = "negatives"
+    """Samples of one batch with identical texts: negatives of each other in InfoNCE (the reference's), or
+    ignore: left out of each other's softmax (few distinct instructions, e.g. robot tasks, repeat often)."""
     vip_image_weight: float = 1.0
     """Weight of VIP with image goals (objectives liv, vip-i)."""
     vip_text_weight: float = 0.0
@@ -139,6 +142,7 @@ def validate(c: TrainConfig) -> None:
         (c.batch_size >= 2, "batch_size must be >= 2 (InfoNCE and VIP average over the batch)"),
         (c.steps >= 1, "steps must be >= 1"),
         (c.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
+        (c.infonce_same_text in ("negatives", "ignore"), "infonce_same_text must be negatives or ignore"),
         (0 <= c.warmup_steps < c.steps or c.warmup_steps == 0, "warmup_steps must be >= 0 and < steps"),
         (0 < c.gamma < 1, "gamma must be in (0, 1)"),
         (0 < c.text_goal_alpha <= 1, "text_goal_alpha must be in (0, 1]"),

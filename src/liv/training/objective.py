@@ -36,7 +36,8 @@ def gather_global(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Objective:
-    """A named objective with its weights. ``name``: liv, vip, vip-i or clip (see TrainConfig)."""
+    """A named objective with its weights. ``name``: liv, vip, vip-i or clip (see TrainConfig);
+    ``ignore_same_text``: leave pairs with identical texts out of InfoNCE (see liv.objectives.infonce_loss)."""
 
     name: str
     weights: LIVWeights
@@ -44,6 +45,7 @@ class Objective:
     vip_l1: float = 0.0
     vip_l2: float = 0.0
     seed: int = 0
+    ignore_same_text: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in SLOTS:
@@ -73,14 +75,18 @@ class Objective:
         slots = batch["slots"].to(device).clamp(min=0)  # roles not drawn point at frame 0; never read
         per_slot = gather_global(image[slots])  # (B, 5, D)
         text = gather_global(text) if text is not None else None
+        same_text = None
+        if self.ignore_same_text and tokens is not None:
+            all_tokens = gather_global(tokens.to(device))
+            same_text = (all_tokens[:, None] == all_tokens[None]).all(-1)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         e_0, e_goal, e_k, e_k1, e_tg = per_slot.unbind(1)
         metrics: dict[str, torch.Tensor] = {}
         if self.name in ("liv", "vip-i"):
             weights = self.weights if self.name == "liv" else LIVWeights(0.0, 1.0, 0.0, self.weights.num_negatives)
-            loss, metrics = liv_loss(e_0, e_goal, e_k, e_k1, e_tg, text, weights, self.gamma, generator)
+            loss, metrics = liv_loss(e_0, e_goal, e_k, e_k1, e_tg, text, weights, self.gamma, generator, same_text)
         elif self.name == "clip":
-            loss = infonce_loss(e_tg, text)
+            loss = infonce_loss(e_tg, text, same_text)
             metrics["infonce"] = loss.detach()
         else:  # vip: the original VIP value -||phi(o) - phi(g)|| with embedding penalties
             loss = vip_loss(e_0, e_k, e_k1, e_goal, self.gamma, "neg_l2", self.weights.num_negatives,
