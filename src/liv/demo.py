@@ -5,7 +5,7 @@
     only), same settings -> evaluate each on held-out episodes (new seeds, new object positions)
     -> demo_out/report.html, key_figure.png and metrics.json
 
-Two settings make LIV learnable from scratch in minutes (both measured on the demo's data, see README):
+What makes LIV learnable from scratch in minutes (each measured on the demo's data, see README):
 
 - Frames are recorded every 4th simulation step, so a demonstration has ~20-30 frames. At gamma = 0.98
   the discount still reaches the first frame (0.98^25 = 0.6), so VIP's optimum, a value that rises
@@ -16,6 +16,7 @@ Two settings make LIV learnable from scratch in minutes (both measured on the de
   are cosines), so its gradients are small next to VIP's, whose values are cosines times
   1 / (1 - gamma) = 50. Measured on held-out episodes after 400 steps: at weight 1 the texts are not
   told apart (retrieval 0.30); at 10, VIP learns less (median text-goal VOC 0.83); 3 reaches both.
+- VIP on text goals at weight 0.3, and a cosine learning-rate decay (see DemoArgs).
 
 Every stage is cached in the output directory: a rerun reuses the data and the trained models whose
 settings did not change.
@@ -197,6 +198,8 @@ def run_demo(args: DemoArgs) -> int:
     from liv.eval.pair_figure import plot_pair_figure
     from liv.eval.report import compare_sections, html_page, report_sections
 
+    if len(args.tasks) < 2:
+        raise ValueError(f"liv demo needs at least 2 tasks (language retrieval chooses among them), got {args.tasks}")
     started = time.perf_counter()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
