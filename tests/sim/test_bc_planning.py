@@ -206,6 +206,15 @@ def test_command_options_parse():
         args = dataclass_from_args(cls, parser.parse_args(argv))
         assert args.model[-1] == "clip-tiny"
     assert args.planner == "mppi" and args.seeds == [0]
+    # every planner setting given to `liv plan` reaches the planner; the rest of PlanArgs does not
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, PlanArgs)
+    args = dataclass_from_args(PlanArgs, parser.parse_args(["--planner", "mppi", "--smoothing", "0.25", "--init-std",
+                                                            "0.3", "--horizon", "7", "--episodes", "2"]))
+    config = args.resolved()
+    assert type(config) is PlannerConfig
+    assert (config.planner, config.smoothing, config.init_std, config.horizon, config.samples) == ("mppi", 0.25, 0.3,
+                                                                                                  7, 128)
     with pytest.raises(ValueError, match="preset"):
         run_plan(PlanArgs(model=["no-such-model"], tasks=["reach-v3"]))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -107,14 +107,16 @@ class PlannerConfig:
     """Seed of the planner's random numbers."""
 
     def resolved(self) -> PlannerConfig:
-        """A copy with ``horizon``/``samples`` filled in from the planner's paper defaults, validated."""
+        """A PlannerConfig with ``horizon``/``samples`` filled in from the planner's paper defaults, validated."""
         h = self.horizon or (20 if self.planner == "cem" else 50)
         n = self.samples or (200 if self.planner == "cem" else 128)
         if self.planner not in ("cem", "mppi") or self.score not in ("final", "discounted"):
             raise ValueError(f"unknown planner {self.planner!r} or score {self.score!r}")
         if h < 1 or n < 2 or self.iterations < 1 or self.replan_every < 1 or self.render_every < 1:
             raise ValueError("horizon, iterations, replan_every, render_every must be >= 1 and samples >= 2")
-        return PlannerConfig(**{**asdict(self), "horizon": h, "samples": n})
+        # the PlannerConfig fields only: subclasses (liv plan's PlanArgs) carry more settings
+        return PlannerConfig(**{**{f.name: getattr(self, f.name) for f in fields(PlannerConfig)},
+                                "horizon": h, "samples": n})
 
 
 def score_candidates(env, start, plans: np.ndarray, scorer: Scorer, config: PlannerConfig,

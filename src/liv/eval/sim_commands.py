@@ -1,7 +1,7 @@
 """`liv bc` and `liv plan`: behaviour cloning and reward-guided planning in Meta-World, as in the paper.
 
-Option dataclasses and run functions (registered in :mod:`liv.cli`). Heavy imports (torch models,
-metaworld, mujoco) happen only when a command runs.
+Option dataclasses and run functions (registered in :mod:`liv.cli`). Heavy imports (metaworld,
+mujoco) happen only when a command runs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from liv.eval.planning import PlannerConfig  # PlanArgs extends it (liv imports torch already)
 
 if TYPE_CHECKING:
     from liv.model import LIVModel
@@ -62,40 +64,21 @@ class BCArgs:
 
 
 @dataclass
-class PlanArgs:
-    """Plan with the LIV text-goal reward and ground-truth simulation (CEM or MPPI) in Meta-World tasks."""
+class PlanArgs(PlannerConfig):
+    """Plan with the LIV text-goal reward and ground-truth simulation (CEM or MPPI) in Meta-World tasks.
+
+    The planner's settings (--planner, --horizon, --samples, ...) are the fields of PlannerConfig."""
 
     model: list[str] = field(default_factory=list)
     """Models to compare (repeat): a model file or directory `liv info` reads, or a preset name (random weights)."""
     tasks: list[str] = field(default_factory=list)
     """Meta-World tasks to plan in (e.g. reach-v3 drawer-open-v3); `liv sim generate --list-tasks` lists them."""
-    planner: Literal["cem", "mppi"] = "cem"
-    """cem (the paper's choice for Meta-World) or mppi (its choice for Franka Kitchen)."""
     episodes: int = 5
     """Episodes (layouts) per task and seed."""
     out: Path = Path("plan_results")
     """Output folder: plan.json (every episode's values and states) and plan.md (the table)."""
     seeds: list[int] = field(default_factory=lambda: [0])
-    """Seeds (layouts and planner noise); the table shows mean and std over them."""
-    horizon: int | None = None
-    """Planning horizon in steps; default: 20 for CEM, 50 for MPPI (the paper's)."""
-    samples: int | None = None
-    """Candidate sequences per iteration; default: 200 for CEM, 128 for MPPI (the paper's)."""
-    iterations: int = 3
-    """Optimisation iterations per replanning point."""
-    elite_frac: float = 0.1
-    """CEM: fraction of candidates refitted to."""
-    temperature: float = 0.5
-    """MPPI: softmax temperature, in units of the candidates' score std."""
-    replan_every: int = 1
-    """Actions executed from each plan before replanning."""
-    score: Literal["final", "discounted"] = "final"
-    """final: S(o_H) - S(o_0), the telescoped LIV reward (one rendered frame per candidate); discounted:
-    the gamma-discounted reward sum over frames rendered every --render-every steps."""
-    gamma: float = 0.98
-    """Discount of --score discounted."""
-    render_every: int = 5
-    """--score discounted: steps between rendered frames of a candidate."""
+    """Seeds of layouts and planner noise (each combined with --seed); the table shows mean and std over them."""
     max_steps: int = 100
     """Steps per episode (an episode also ends at its first success)."""
     camera: str = "corner"
@@ -178,7 +161,7 @@ def run_plan(args: PlanArgs) -> int:
     """Run `liv plan` -> exit status 0; writes OUT/plan.json and OUT/plan.md and prints the table."""
     from liv.envs.metaworld_env import TASKS
     from liv.eval.bc import torch_threads
-    from liv.eval.planning import PlannerConfig, run_planning
+    from liv.eval.planning import run_planning
     from liv.eval.sim_report import markdown_table, write_sim_report
 
     if not args.model:
@@ -188,10 +171,7 @@ def run_plan(args: PlanArgs) -> int:
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
-    config = PlannerConfig(planner=args.planner, horizon=args.horizon, samples=args.samples,
-                           iterations=args.iterations, elite_frac=args.elite_frac, temperature=args.temperature,
-                           replan_every=args.replan_every, score=args.score, gamma=args.gamma,
-                           render_every=args.render_every).resolved()
+    config = args.resolved()
     rows: dict[str, Any] = {}
     for spec in args.model:
         model, label = resolve_model(spec, args.device)
