@@ -129,3 +129,34 @@ def test_gradient_checkpointing_changes_nothing_but_memory():
     # BatchNorm statistics moved once, not twice (the recomputation leaves them alone)
     for (name, a), b in zip(plain.named_buffers(), ckpt.buffers()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+
+
+def _bytes_saved_for_backward(model, pixels: torch.Tensor) -> int:
+    """Bytes of the distinct activation storages (not parameters) the image tower keeps for backward."""
+    storages, weights = {}, {p.untyped_storage().data_ptr() for p in model.parameters()}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.untyped_storage().data_ptr() not in weights:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.encode_image(pixels)
+    return sum(storages.values())
+
+
+def test_gradient_checkpointing_keeps_only_block_inputs():
+    plain, ckpt = _tiny().train(), _tiny().train()
+    ckpt.set_grad_checkpointing(True)
+    pixels = torch.randn(4, 3, 64, 64)
+    kept_plain, kept_ckpt = _bytes_saved_for_backward(plain, pixels), _bytes_saved_for_backward(ckpt, pixels)
+    # Checkpointed: the input, the stem's output and each block's output (the next block's input) are
+    # kept, with the attention pool's own tensors; not the convolutions' and BatchNorms' activations.
+    assert kept_ckpt < kept_plain / 3, (kept_ckpt, kept_plain)
+    x, block_inputs = pixels, [pixels]
+    with torch.no_grad():
+        x = ckpt.visual.stem(x)
+        for block in [*ckpt.visual.layer1, *ckpt.visual.layer2, *ckpt.visual.layer3, *ckpt.visual.layer4]:
+            block_inputs.append(x)
+            x = block(x)
+    assert kept_ckpt >= sum(t.numel() * t.element_size() for t in block_inputs)

@@ -93,6 +93,8 @@ class LIVModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
+            # no_grad rather than inference_mode: embeddings feed policy training, which saves its
+            # inputs for backward (inference tensors cannot be saved).
             with torch.no_grad():
                 yield
         finally:
@@ -119,7 +121,8 @@ class LIVModel(nn.Module):
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         with self._inference():
-            chunks = [self.clip.encode_text(self.tokenize(texts[i:i + batch_size]))
+            # host tokens: the text tower cuts them on the CPU and copies them over without a device sync
+            chunks = [self.clip.encode_text(tokenize(texts[i:i + batch_size], self.config.clip.context_length))
                       for i in range(0, len(texts), batch_size)]
         return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim, device=self.device)
 

@@ -61,7 +61,9 @@ def vip_loss(e_0: torch.Tensor, e_k: torch.Tensor, e_k1: torch.Tensor, e_goal: t
     loss = (1.0 - gamma) * -v_0.mean() + _log_mean_exp_td(v_k, v_k1, gamma, reward)
     if num_negatives > 0:
         batch = e_k.shape[0]
-        perms = [torch.randperm(batch, generator=generator).to(e_k.device) for _ in range(num_negatives)]
+        # Drawn on the host and moved in one asynchronous copy: no device synchronisation per permutation.
+        perms = torch.stack([torch.randperm(batch, generator=generator) for _ in range(num_negatives)])
+        perms = perms.to(e_k.device, non_blocking=True)
         v_neg = torch.cat([value(e_k[p], e_goal, gamma, similarity) for p in perms])
         v_neg_next = torch.cat([value(e_k1[p], e_goal, gamma, similarity) for p in perms])
         loss = loss + _log_mean_exp_td(v_neg, v_neg_next, gamma, reward)

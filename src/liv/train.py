@@ -20,10 +20,11 @@ from torch.utils.data import DataLoader
 
 from liv.objectives import LIVWeights
 from liv.training.batches import BatchStream, StreamSpec
-from liv.training.checkpointing import (checkpoint_dir, list_checkpoints, load_training_state,
-                                        remove_partial_checkpoints, save_checkpoint)
+from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
+                                        save_checkpoint)
 from liv.training.config import TrainConfig
 from liv.training.distributed import init_distributed, shutdown_distributed
+from liv.training.divergence import NonFiniteWatch, describe_divergence, must_read_back
 from liv.training.objective import Objective
 from liv.training.speed import learning_rate, make_optimizer, prepare_for_training
 
@@ -144,13 +145,18 @@ def train(config: TrainConfig) -> Path:
         _set_train_mode(model, config.batchnorm)
         tick, samples_since = time.perf_counter(), 0
         step = start_step
+        watch = NonFiniteWatch(device)
         for batch in loader:
             if batch["step"] != step:
                 raise TrainingError(f"internal error: batch of step {batch['step']} arrived at step {step}")
             with autocast:
                 loss, metrics = objective(ddp, batch, step)
-            if not torch.isfinite(loss):
-                raise TrainingError(_diverged(run_dir, step, metrics) if info.is_main else f"step {step}: loss diverged")
+            watch.update(loss, step)
+            bad_step = watch.first_bad(read=must_read_back(step, config.steps, config.log_every, config.save_every,
+                                                           config.eval_every))
+            if bad_step is not None:
+                raise TrainingError(describe_divergence(run_dir, bad_step, step, metrics) if info.is_main
+                                    else f"step {bad_step}: loss diverged")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for group in optimizer.param_groups:
@@ -188,19 +194,6 @@ def train(config: TrainConfig) -> Path:
         return final
     finally:
         shutdown_distributed()
-
-
-def _diverged(run_dir: Path, step: int, metrics: dict) -> str:
-    """Set aside a checkpoint holding the weights that just produced a non-finite loss; say what is kept."""
-    kept = list_checkpoints(run_dir)
-    note = ""
-    if kept and kept[-1] == checkpoint_dir(run_dir, step):  # saved after the update that broke the weights
-        bad = kept.pop()
-        bad.rename(bad.with_name(bad.name + ".diverged"))
-        note = f" The checkpoint of this step was renamed to {bad.name}.diverged."
-    terms = ", ".join(f"{k} {v.item():.6g}" for k, v in metrics.items())
-    return (f"step {step}: loss is not finite ({terms}); training stopped.{note} Last good checkpoint: "
-            f"{kept[-1] if kept else 'none'} (lower --lr or check the data, then --resume).")
 
 
 def _check_ranks_agree(model, info) -> None:

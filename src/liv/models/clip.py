@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -78,12 +78,12 @@ class CLIPConfig:
 
 
 @contextlib.contextmanager
-def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
-    """BatchNorm layers of ``module`` normalise as usual (batch statistics in training) but leave their
-    running statistics (momentum 0) and batch counter (restored) untouched, so recomputing a
-    checkpointed stage does not update them a second time. The autograd graph is the same as in the
+def _frozen_batchnorm_statistics(*modules: nn.Module) -> Iterator[None]:
+    """BatchNorm layers inside ``modules`` normalise as usual (batch statistics in training) but leave
+    their running statistics (momentum 0) and batch counter (restored) untouched, so recomputing a
+    checkpointed segment does not update them a second time. The autograd graph is the same as in the
     first forward, as checkpointing requires."""
-    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    layers = [m for module in modules for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in layers]
     for m in layers:
         m.momentum = 0.0
@@ -96,12 +96,15 @@ def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
                 m.num_batches_tracked.copy_(count)
 
 
-def run_checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``stage(x)`` keeping only its input for backward; activations are recomputed then (less memory,
-    about one more forward of compute)."""
+def run_checkpointed(segment: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                     *owners: nn.Module) -> torch.Tensor:
+    """``segment(x)`` keeping only its input for backward; activations are recomputed then (less memory,
+    about one more forward of compute). ``owners``: the modules whose BatchNorm layers ``segment`` runs
+    (default: ``segment`` itself, when it is a module)."""
+    owners = owners or (segment,)  # type: ignore[assignment]
     return torch.utils.checkpoint.checkpoint(
-        stage, x, use_reentrant=False,
-        context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_statistics(stage)))
+        segment, x, use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_statistics(*owners)))
 
 
 class LayerNorm(nn.LayerNorm):
@@ -215,17 +218,29 @@ class ModifiedResNet(nn.Module):
         modules += [Bottleneck(self._inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*modules)
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, R, R) -> (N, width, R/4, R/4): three 3x3 convolutions and an average pool."""
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.relu2(self.bn2(self.conv2(x)))
+        x = self.relu3(self.bn3(self.conv3(x)))
+        return self.avgpool(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, R, R) normalised pixels -> (N, output_dim) unnormalised embeddings."""
         x = x.to(self.conv1.weight.dtype)
         if self.conv1.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)  # match the weights (see liv.training.speed)
-        x = self.relu1(self.bn1(self.conv1(x)))
-        x = self.relu2(self.bn2(self.conv2(x)))
-        x = self.relu3(self.bn3(self.conv3(x)))
-        x = self.avgpool(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = run_checkpointed(stage, x) if self.grad_checkpointing and torch.is_grad_enabled() else stage(x)
+        blocks = [*self.layer1, *self.layer2, *self.layer3, *self.layer4]
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            # One segment per bottleneck block (and the stem): a whole stage recomputed at once held
+            # ~5 GB at clip-rn50 batch 32 (128 frames at 56x56) during backward (bench/README.md).
+            x = run_checkpointed(self.stem, x, self.bn1, self.bn2, self.bn3)
+            for block in blocks:
+                x = run_checkpointed(block, x)
+        else:
+            x = self.stem(x)
+            for block in blocks:
+                x = block(x)
         return self.attnpool(x)
 
 
@@ -329,9 +344,9 @@ class CLIP(nn.Module):
         nn.init.normal_(self.text_projection, std=width**-0.5)
 
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute activations in the backward pass, per ResNet stage and per text block: memory for
-        activations drops to roughly one stage's, at about one extra forward pass of compute. Outputs,
-        gradients and BatchNorm statistics are unchanged."""
+        """Recompute activations in the backward pass, per ResNet bottleneck block (and the stem) and per
+        text block: activation memory drops to the blocks' inputs plus one block's activations, at about
+        one extra forward pass of compute. Outputs, gradients and BatchNorm statistics are unchanged."""
         self.visual.grad_checkpointing = enabled
         self.transformer.grad_checkpointing = enabled
 
@@ -343,16 +358,18 @@ class CLIP(nn.Module):
         """(N, L) int64 token ids (start, text, end, zero padding) -> (N, D) unnormalised embeddings.
 
         The sequence is cut after the last end token of the batch: with causal attention and pooling at
-        the end token, positions after it cannot change the output, so the cut only saves work.
+        the end token, positions after it cannot change the output, so the cut only saves work. Tokens
+        may be on the host (CPU) when the model is on an accelerator: they are then cut there and copied
+        over asynchronously, so finding the length does not wait for the device.
         """
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be (N, L), got shape {tuple(tokens.shape)}")
         if tokens.shape[1] > self.config.context_length:
             raise ValueError(f"tokens have length {tokens.shape[1]} > context {self.config.context_length}")
         # The end token has the largest id, so argmax finds it (OpenAI's convention).
+        length = int(tokens.argmax(dim=-1).max()) + 1 if tokens.numel() else 0
+        tokens = tokens[:, :length].to(self.token_embedding.weight.device, non_blocking=True)
         eot = tokens.argmax(dim=-1)
-        length = int(eot.max().item()) + 1 if tokens.numel() else 0
-        tokens = tokens[:, :length]
         x = self.token_embedding(tokens) + self.positional_embedding[:length].to(self.token_embedding.weight.dtype)
         x = self.ln_final(self.transformer(x))
         pooled = x[torch.arange(x.shape[0], device=x.device), eot]

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch import nn
 
 from liv.models.preprocess import normalize
+from liv.models.tokenizer import tokenize
 from liv.objectives import LIVWeights, infonce_loss, liv_loss, vip_loss
 
 SLOTS = {"liv": (0, 1, 2, 3, 4), "vip": (0, 1, 2, 3), "vip-i": (0, 1, 2, 3), "clip": (4,)}
@@ -70,9 +71,10 @@ class Objective:
         core = model.module if hasattr(model, "module") else model
         device = core.device
         pixels = normalize(batch["pixels"].to(device, non_blocking=True))
-        tokens = core.tokenize(batch["texts"]) if self.uses_text else None
+        # Tokens stay on the host: the text tower cuts them to the batch's longest there (no device sync).
+        tokens = tokenize(batch["texts"], core.config.clip.context_length, truncate=True) if self.uses_text else None
         image, text = model(pixels, tokens)
-        slots = batch["slots"].to(device).clamp(min=0)  # roles not drawn point at frame 0; never read
+        slots = batch["slots"].to(device, non_blocking=True).clamp(min=0)  # roles not drawn: frame 0, never read
         per_slot = gather_global(image[slots])  # (B, 5, D)
         text = gather_global(text) if text is not None else None
         same_text = None
