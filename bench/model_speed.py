@@ -28,12 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import liv  # noqa: E402
 from liv.objectives import FINETUNE_WEIGHTS  # noqa: E402
 from liv.training.objective import Objective  # noqa: E402
-from liv.training.speed import make_optimizer, prepare_for_training  # noqa: E402
+from liv.training.speed import compile_towers, make_optimizer, prepare_for_training  # noqa: E402
 
 INSTRUCTIONS = ["open the drawer", "close the drawer", "turn the faucet left", "press the button"]
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the queued work of ``device`` (a no-op on CPU), so that wall times measure it."""
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -41,12 +42,12 @@ def _sync(device: torch.device) -> None:
 def _best_time(fn, device: torch.device, repeats: int) -> float:
     """Median wall time of ``fn`` over ``repeats`` calls after one warm-up call (seconds)."""
     fn()
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--embed-images", type=int, default=32)
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both towers (as liv train --compile)")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -102,10 +104,17 @@ def main() -> None:
         loss.backward()
         optimizer.step()
 
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:  # on the plain model: compiling changes no FLOP count
         loss, _ = objective(model, batch, 0)
         loss.backward()
     step_flops = counter.get_total_flops()
+    compile_s = None
+    if args.compile:
+        compile_towers(model)
+        start = time.perf_counter()
+        step()  # the first step compiles the training graphs
+        synchronize(device)
+        compile_s = time.perf_counter() - start
     step_s = _best_time(step, device, args.repeats)
 
     model.eval()
@@ -122,6 +131,7 @@ def main() -> None:
     samples_per_s = args.batch / step_s
     result = {
         "preset": args.preset, "batch": args.batch, "grad_checkpointing": args.grad_checkpointing,
+        "compile": args.compile, "first_step_s": None if compile_s is None else round(compile_s, 1),
         "device": str(device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "peak_matmul_gflops": round(peak["matmul_gflops"], 1), "peak_conv_gflops": round(peak["conv3x3_gflops"], 1),

@@ -26,7 +26,7 @@ from liv.training.config import TrainConfig
 from liv.training.distributed import init_distributed, shutdown_distributed
 from liv.training.divergence import NonFiniteWatch, describe_divergence, must_read_back
 from liv.training.objective import Objective
-from liv.training.speed import learning_rate, make_optimizer, prepare_for_training
+from liv.training.speed import compile_towers, learning_rate, make_optimizer, prepare_for_training
 
 
 class TrainingError(RuntimeError):
@@ -83,6 +83,8 @@ def train(config: TrainConfig) -> Path:
         model = _initial_model(config).to(device)
         prepare_for_training(model)
         model.clip.set_grad_checkpointing(config.grad_checkpointing)
+        if config.compile:
+            compile_towers(model)
         objective = Objective(config.objective, LIVWeights(config.infonce_weight, config.vip_image_weight,
                                                            config.vip_text_weight, config.num_negatives),
                               config.gamma, config.vip_l1, config.vip_l2, config.seed,

@@ -88,6 +88,9 @@ class TrainConfig:
     """auto (cuda if available), cpu, cuda, cuda:N."""
     bf16: bool = False
     """bf16 autocast on CUDA (fp32 master weights); ignored on CPU, where bf16 is slow."""
+    compile: bool = False
+    """torch.compile both towers (a one-off compilation at the first steps; see bench/README.md for when
+    it pays). Checkpoints are unaffected."""
     log_every: int = 10
     """Steps between log lines (metrics.jsonl, TensorBoard, progress bar)."""
     save_every: int = 1000

@@ -17,6 +17,14 @@ def prepare_for_training(model) -> None:
     model.clip.visual.to(memory_format=torch.channels_last)
 
 
+def compile_towers(model) -> None:
+    """torch.compile the image tower and the text transformer in place (``nn.Module.compile``), so
+    parameter names, state dicts and checkpoints stay those of the plain model. The first calls
+    compile (seconds to minutes); a new text length may compile once more before shapes go dynamic."""
+    model.clip.visual.compile()
+    model.clip.transformer.compile()
+
+
 def make_optimizer(params, lr: float, betas: tuple[float, float], eps: float, weight_decay: float) -> torch.optim.Adam:
     """The reference's optimiser (torch Adam with L2 weight decay), fused: one kernel over all
     parameters instead of a Python loop of small ops per tensor (the same update up to float rounding;
