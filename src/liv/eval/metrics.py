@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from liv.data.prefetch import read_ahead
+
 if TYPE_CHECKING:
     from liv.data.episodes import EpisodeDataset
     from liv.model import LIVModel
@@ -213,12 +215,18 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
         from tqdm.auto import tqdm
 
         iterator = tqdm(selected, desc="evaluate", unit="episode", disable=None)  # None: only on a terminal
-    episodes = []
-    for index in iterator:
+    def read(index: int) -> tuple[int, Any, np.ndarray | None]:
         ep = dataset[index]
-        if len(ep) == 0:
+        return index, ep, (ep.all_frames() if len(ep) else None)
+
+    episodes = []
+    # On an accelerator the next episode decodes in a background thread while this one is encoded; on
+    # the CPU both would compete for the same cores (see liv.eval.commands.embed_episode).
+    on_cpu = getattr(getattr(model, "device", None), "type", "cpu") == "cpu"
+    for index, ep, frames in read_ahead(iterator, read, depth=0 if on_cpu else 1):
+        if frames is None:
             continue
-        frame_emb = model.encode_images(ep.all_frames(), batch_size=batch_size)
+        frame_emb = model.encode_images(frames, batch_size=batch_size)
         s_text = scores_from_embeddings(frame_emb, text_emb).cpu().numpy().astype(np.float64)  # (T, C)
         s_image = scores_from_embeddings(frame_emb, frame_emb[-1:])[:, 0].cpu().numpy().astype(np.float64)
         k = task_of[ep.text]

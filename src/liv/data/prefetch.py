@@ -1,0 +1,62 @@
+"""Reading ahead in a background thread: the next chunk of frames decodes while the caller encodes
+this one. Video decoding (PyAV) and torch's kernels both release the GIL, so the two overlap."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_DONE = object()
+
+
+def read_ahead(items: Iterable[T], read: Callable[[T], R], depth: int = 1) -> Iterator[R]:
+    """``read(item)`` for each item, in order, computed up to ``depth`` items ahead in one thread.
+
+    ``depth`` 0 reads in the caller's thread (no thread). An exception raised by ``read`` is raised
+    here, at the item it belongs to. Leaving the loop early stops the thread after its current read.
+    Only the background thread calls ``read``, so sources that are not thread-safe stay safe as long as
+    the caller does not read from them meanwhile.
+    """
+    if depth < 0:
+        raise ValueError(f"depth must be >= 0, got {depth}")
+    if depth == 0:
+        for item in items:
+            yield read(item)
+        return
+    results: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                results.put((read(item), None))
+        except BaseException as error:  # handed to the consumer, raised there
+            results.put((None, error))
+            return
+        results.put((_DONE, None))
+
+    thread = threading.Thread(target=produce, name="liv-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value, error = results.get()
+            if error is not None:
+                raise error
+            if value is _DONE:
+                return
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue, then let it finish
+            try:
+                results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
