@@ -118,7 +118,8 @@ def train(config: TrainConfig) -> Path:
         spec = StreamSpec(resolution=model.image_resolution, slots=objective.slots, mode=config.sample_mode,
                           alpha=config.text_goal_alpha, degenerate_prob=config.degenerate_prob,
                           augment=config.augment == "rrc", crop_scale=config.crop_scale,
-                          antialias=model.config.antialias)
+                          antialias=model.config.antialias,
+                          context_length=model.config.clip.context_length if objective.uses_text else 0)
         stream = BatchStream(dataset.episodes, spec, config.seed, config.batch_size, start_step, config.steps,
                              info.rank, info.world_size)
         loader = DataLoader(stream, batch_size=None, num_workers=config.num_workers,

@@ -28,9 +28,13 @@ def _per_role_embeddings(model, batch):
                             for r in range(5)], dim=1)
 
 
-def test_liv_objective_equals_liv_loss_on_separately_encoded_frames(episodes):
+@pytest.mark.parametrize("context_length", [0, 77])  # 77: the loader's workers tokenize, as liv train asks
+def test_liv_objective_equals_liv_loss_on_separately_encoded_frames(episodes, context_length):
     model = liv.create("clip-tiny", seed=0).eval()
-    batch = make_batch(episodes, StreamSpec(64, slots=SLOTS["liv"]), 0, 0, range(6))
+    batch = make_batch(episodes, StreamSpec(64, slots=SLOTS["liv"], context_length=context_length), 0, 0, range(6))
+    assert ("tokens" in batch) == bool(context_length)
+    if context_length:
+        assert torch.equal(batch["tokens"], model.tokenize(batch["texts"]))
     objective = Objective("liv", LIVWeights(1.0, 1.0, 1.0, 2), seed=4)
     with torch.no_grad():
         loss, metrics = objective(model, batch, step=7)

@@ -19,6 +19,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from liv.data.episodes import Episode
 from liv.data.sampling import SampleMode, min_length, sample_indices, unique_frames
 from liv.models.preprocess import resize_center_crop
+from liv.models.tokenizer import tokenize
 
 
 def random_resized_crop_box(height: int, width: int, rng: np.random.Generator,
@@ -84,6 +85,9 @@ class StreamSpec:
     """Area range of the random crop."""
     antialias: bool = True
     """Antialiased resizing (the model's preprocessing setting)."""
+    context_length: int = 0
+    """Text context of the model: batches then carry ``tokens`` (tokenized in the loader's workers,
+    off the training loop); 0: texts only."""
 
 
 def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: int,
@@ -92,7 +96,8 @@ def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: i
 
     Keys: ``pixels`` (F, 3, R, R) float32 in [0, 1], the distinct frames of all samples; ``slots``
     (B, 5) int64 index into ``pixels`` per frame role (-1 for roles not drawn); ``texts`` list of B
-    str; ``episode`` (B,) int64; ``frame_index`` (B, 5) int64; ``step`` int.
+    str; ``episode`` (B,) int64; ``frame_index`` (B, 5) int64; ``step`` int; with
+    ``spec.context_length``, ``tokens`` (B, context_length) int64 token ids of the texts.
     """
     pixels, slots, texts, episode_ids, frame_index = [], [], [], [], []
     offset = 0
@@ -113,9 +118,12 @@ def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: i
         texts.append(episode.text)
         episode_ids.append(e)
         frame_index.append(indices)
-    return {"pixels": torch.cat(pixels), "slots": torch.from_numpy(np.stack(slots)), "texts": texts,
-            "episode": torch.tensor(episode_ids), "frame_index": torch.from_numpy(np.stack(frame_index)),
-            "step": step}
+    batch = {"pixels": torch.cat(pixels), "slots": torch.from_numpy(np.stack(slots)), "texts": texts,
+             "episode": torch.tensor(episode_ids), "frame_index": torch.from_numpy(np.stack(frame_index)),
+             "step": step}
+    if spec.context_length:
+        batch["tokens"] = tokenize(texts, spec.context_length, truncate=True)
+    return batch
 
 
 class BatchStream(IterableDataset):

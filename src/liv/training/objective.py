@@ -71,8 +71,13 @@ class Objective:
         core = model.module if hasattr(model, "module") else model
         device = core.device
         pixels = normalize(batch["pixels"].to(device, non_blocking=True))
-        # Tokens stay on the host: the text tower cuts them to the batch's longest there (no device sync).
-        tokens = tokenize(batch["texts"], core.config.clip.context_length, truncate=True) if self.uses_text else None
+        # Tokens stay on the host (made by the loader's workers when the stream spec asks): the text
+        # tower cuts them to the batch's longest there, without a device sync.
+        tokens = None
+        if self.uses_text:
+            tokens = batch.get("tokens")
+            if tokens is None:
+                tokens = tokenize(batch["texts"], core.config.clip.context_length, truncate=True)
         image, text = model(pixels, tokens)
         slots = batch["slots"].to(device, non_blocking=True).clamp(min=0)  # roles not drawn: frame 0, never read
         per_slot = gather_global(image[slots])  # (B, 5, D)
