@@ -99,7 +99,7 @@ def main() -> None:
         **{f"{k}_s": round(v, 4) for k, v in med.items()},
         "step_speedup": round(med["step_eager"] / med["step_compiled"], 3),
         "embed_speedup": round(med["embed_eager"] / med["embed_compiled"], 3),
-        "break_even_steps": (round(first_step_s / (med["step_eager"] - med["step_compiled"]))
+        "break_even_steps": (round((first_step_s - med["step_compiled"]) / (med["step_eager"] - med["step_compiled"]))
                              if med["step_eager"] > med["step_compiled"] else None),
         "max_loss_diff": loss_diff, "max_embedding_diff": embedding_diff,
     }))

@@ -160,3 +160,9 @@ def test_gradient_checkpointing_keeps_only_block_inputs():
             block_inputs.append(x)
             x = block(x)
     assert kept_ckpt >= sum(t.numel() * t.element_size() for t in block_inputs)
+
+
+def test_no_texts_give_no_embeddings():
+    model = _tiny()
+    out = model.encode_text(torch.zeros(0, 77, dtype=torch.long))
+    assert out.shape == (0, model.text_projection.shape[1]) and out.dtype == torch.float32

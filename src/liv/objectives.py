@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
+from liv.models.devices import to_device
 import torch.nn.functional as F
 
 EPS = 1e-8
@@ -61,9 +63,9 @@ def vip_loss(e_0: torch.Tensor, e_k: torch.Tensor, e_k1: torch.Tensor, e_goal: t
     loss = (1.0 - gamma) * -v_0.mean() + _log_mean_exp_td(v_k, v_k1, gamma, reward)
     if num_negatives > 0:
         batch = e_k.shape[0]
-        # Drawn on the host and moved in one asynchronous copy: no device synchronisation per permutation.
-        perms = torch.stack([torch.randperm(batch, generator=generator) for _ in range(num_negatives)])
-        perms = perms.to(e_k.device, non_blocking=True)
+        # Drawn on the host (reproducible on any device) and moved in one copy that does not wait for it.
+        perms = to_device(torch.stack([torch.randperm(batch, generator=generator) for _ in range(num_negatives)]),
+                          e_k.device)
         v_neg = torch.cat([value(e_k[p], e_goal, gamma, similarity) for p in perms])
         v_neg_next = torch.cat([value(e_k1[p], e_goal, gamma, similarity) for p in perms])
         loss = loss + _log_mean_exp_td(v_neg, v_neg_next, gamma, reward)

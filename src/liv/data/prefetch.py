@@ -15,12 +15,14 @@ _DONE = object()
 
 
 def read_ahead(items: Iterable[T], read: Callable[[T], R], depth: int = 1) -> Iterator[R]:
-    """``read(item)`` for each item, in order, computed up to ``depth`` items ahead in one thread.
+    """``read(item)`` for each item, in order, computed ahead in one background thread.
 
-    ``depth`` 0 reads in the caller's thread (no thread). An exception raised by ``read`` is raised
-    here, at the item it belongs to. Leaving the loop early stops the thread after its current read.
-    Only the background thread calls ``read``, so sources that are not thread-safe stay safe as long as
-    the caller does not read from them meanwhile.
+    At most ``depth`` results wait in a queue and one more is being read, so up to ``depth + 2``
+    results are alive at once with the one the caller holds (memory: whole episodes, when an item
+    is an episode). ``depth`` 0 reads in the caller's thread (no thread). An exception raised by
+    ``read`` is raised here, at the item it belongs to. Leaving the loop early stops the thread
+    after its current read. Only the background thread calls ``read``, so sources that are not
+    thread-safe stay safe as long as the caller does not read from them meanwhile.
     """
     if depth < 0:
         raise ValueError(f"depth must be >= 0, got {depth}")
@@ -54,9 +56,11 @@ def read_ahead(items: Iterable[T], read: Callable[[T], R], depth: int = 1) -> It
             yield value
     finally:
         stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue, then let it finish
+        # (never wait for ourselves: a generator collected in the producer thread is closed there)
+        while thread.is_alive() and threading.current_thread() is not thread:  # unblock a producer waiting on a full queue, then let it finish
             try:
                 results.get(timeout=0.05)
             except queue.Empty:
                 pass
-        thread.join()
+        if threading.current_thread() is not thread:
+            thread.join()

@@ -210,20 +210,22 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
     has_flags = any(dataset[i].succeeded is not None for i in selected)
     text_emb = model.encode_texts(goal_texts) if goal_texts else None
 
-    iterator: Any = selected
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(selected, desc="evaluate", unit="episode", disable=None)  # None: only on a terminal
     def read(index: int) -> tuple[int, Any, np.ndarray | None]:
         ep = dataset[index]
         return index, ep, (ep.all_frames() if len(ep) else None)
 
-    episodes = []
-    # On an accelerator the next episode decodes in a background thread while this one is encoded; on
-    # the CPU both would compete for the same cores (see liv.eval.commands.embed_episode).
+    # On an accelerator the next episode decodes in a background thread while this one is encoded
+    # (up to 3 episodes' frames in memory at once); on the CPU both would compete for the same cores
+    # (see liv.eval.commands.embed_episode).
     on_cpu = getattr(getattr(model, "device", None), "type", "cpu") == "cpu"
-    for index, ep, frames in read_ahead(iterator, read, depth=0 if on_cpu else 1):
+    iterator: Any = read_ahead(selected, read, depth=0 if on_cpu else 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=len(selected), desc="evaluate", unit="episode",
+                        disable=None)  # None: only on a terminal
+    episodes = []
+    for index, ep, frames in iterator:
         if frames is None:
             continue
         frame_emb = model.encode_images(frames, batch_size=batch_size)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from liv.models.devices import to_device
 from liv.models.recompute import run_checkpointed
 
 
@@ -335,9 +336,12 @@ class CLIP(nn.Module):
             raise ValueError(f"tokens must be (N, L), got shape {tuple(tokens.shape)}")
         if tokens.shape[1] > self.config.context_length:
             raise ValueError(f"tokens have length {tokens.shape[1]} > context {self.config.context_length}")
+        device = self.token_embedding.weight.device
+        if tokens.shape[0] == 0:
+            return torch.empty(0, self.text_projection.shape[1], device=device, dtype=self.text_projection.dtype)
         # The end token has the largest id, so argmax finds it (OpenAI's convention).
-        length = int(tokens.argmax(dim=-1).max()) + 1 if tokens.numel() else 0
-        tokens = tokens[:, :length].to(self.token_embedding.weight.device, non_blocking=True)
+        length = int(tokens.argmax(dim=-1).max()) + 1
+        tokens = to_device(tokens[:, :length], device)
         eot = tokens.argmax(dim=-1)
         x = self.token_embedding(tokens) + self.positional_embedding[:length].to(self.token_embedding.weight.dtype)
         x = self.ln_final(self.transformer(x))

@@ -36,7 +36,7 @@ def run_checkpointed(segment: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     about one more forward of compute). ``owners``: the modules whose BatchNorm layers ``segment`` runs
     (default: ``segment`` itself, when it is a module)."""
     owners = owners or (segment,)  # type: ignore[assignment]
-    if torch.compiler.is_compiling():
+    if getattr(torch.compiler, "is_compiling", lambda: False)():  # torch < 2.3 lacks it (and its tracing)
         # torch.compile cannot trace the context_fn; nor does it need it: the compiled forward applies
         # BatchNorm's running-statistics updates once and the backward recomputes activations only
         # (checked: buffers and gradients agree with eager, tests/training/test_speed_settings.py).

@@ -59,6 +59,6 @@ def describe_divergence(run_dir: Path, bad_step: int, step: int, metrics: dict[s
         bad.rename(bad.with_name(bad.name + ".diverged"))
         note = f" The checkpoint of this step was renamed to {bad.name}.diverged."
     terms = ", ".join(f"{k} {v.item():.6g}" for k, v in metrics.items())
-    noticed = f"; noticed at step {step}" if step != bad_step else ""
-    return (f"step {bad_step}: loss is not finite ({terms}{noticed}); training stopped.{note} Last good "
+    where = f"({terms})" if step == bad_step else f"(noticed at step {step}: {terms})"
+    return (f"step {bad_step}: loss is not finite {where}; training stopped.{note} Last good "
             f"checkpoint: {kept[-1] if kept else 'none'} (lower --lr or check the data, then --resume).")

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from liv.models.devices import to_device
 from liv.models.preprocess import normalize
 from liv.models.tokenizer import tokenize
 from liv.objectives import LIVWeights, infonce_loss, liv_loss, vip_loss
@@ -70,7 +71,7 @@ class Objective:
         """
         core = model.module if hasattr(model, "module") else model
         device = core.device
-        pixels = normalize(batch["pixels"].to(device, non_blocking=True))
+        pixels = normalize(to_device(batch["pixels"], device))
         # Tokens stay on the host (made by the loader's workers when the stream spec asks): the text
         # tower cuts them to the batch's longest there, without a device sync.
         tokens = None
@@ -79,12 +80,12 @@ class Objective:
             if tokens is None:
                 tokens = tokenize(batch["texts"], core.config.clip.context_length, truncate=True)
         image, text = model(pixels, tokens)
-        slots = batch["slots"].to(device, non_blocking=True).clamp(min=0)  # roles not drawn: frame 0, never read
+        slots = to_device(batch["slots"], device).clamp(min=0)  # roles not drawn: frame 0, never read
         per_slot = gather_global(image[slots])  # (B, 5, D)
         text = gather_global(text) if text is not None else None
         same_text = None
         if self.ignore_same_text and tokens is not None:
-            all_tokens = gather_global(tokens.to(device))
+            all_tokens = gather_global(to_device(tokens, device))
             same_text = (all_tokens[:, None] == all_tokens[None]).all(-1)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         e_0, e_goal, e_k, e_k1, e_tg = per_slot.unbind(1)
