@@ -171,12 +171,6 @@ def _figure_pair(tasks: list[str]) -> tuple[str, str]:
     return TASKS[tasks[0]].text, TASKS[tasks[1]].text
 
 
-def _base64(path: Path) -> str:
-    import base64
-
-    return base64.b64encode(path.read_bytes()).decode("ascii")
-
-
 def _summary_table(figures: dict[str, dict[str, Any]]) -> str:
     head = "<tr><th class=\"label\">held-out figure</th><th>bar</th>" + "".join(
         f"<th>{html.escape(ABLATIONS[name])}</th>" for name in figures) + "</tr>"
@@ -195,6 +189,7 @@ def run_demo(args: DemoArgs) -> int:
     import liv
     from liv.data.lerobot import read_lerobot
     from liv.eval.metrics import evaluate_dataset, without_curves
+    from liv.eval.figures import png_img_tag
     from liv.eval.pair_figure import plot_pair_figure
     from liv.eval.report import compare_sections, html_page, report_sections
 
@@ -240,7 +235,7 @@ def run_demo(args: DemoArgs) -> int:
         "<h2>Does the reward read the instruction?</h2>",
         '<p class="note">One held-out episode of each task of a same-scene pair, scored against its own text '
         "(solid) and the opposite one (dashed) by each model.</p>",
-        f'<img alt="opposite-pair reward curves" src="data:image/png;base64,{_base64(key_figure)}">',
+        png_img_tag(key_figure.read_bytes(), "opposite-pair reward curves"),
         "<h2>LIV model</h2>", *report_sections(results["liv"], held),
     ]
     if len(results) > 1:

@@ -40,7 +40,7 @@ def plot_pair_figure(models: Mapping[str, LIVModel], dataset: EpisodeDataset, pa
     frames heads each row. Raises ValueError when ``dataset`` has no successful episode of either text.
     Returns the path written.
     """
-    from liv.eval.report import _figure, _png_bytes, _short
+    from liv.eval.figures import new_figure, png_bytes, short_label
 
     rows = []
     for own in pair:
@@ -49,7 +49,7 @@ def plot_pair_figure(models: Mapping[str, LIVModel], dataset: EpisodeDataset, pa
             raise ValueError(f"{dataset.root}: no successful episode of {own!r} to plot")
         rows.append((own, index, dataset[index].all_frames()))
     names = list(models)
-    fig = _figure(3.2 * (len(names) + 1), 2.6 * len(rows))
+    fig = new_figure(3.2 * (len(names) + 1), 2.6 * len(rows))
     grid = fig.add_gridspec(len(rows), len(names) + 1, width_ratios=[1.3] + [1] * len(names))
     for r, (own, index, frames) in enumerate(rows):
         other = pair[1 - r]
@@ -57,13 +57,13 @@ def plot_pair_figure(models: Mapping[str, LIVModel], dataset: EpisodeDataset, pa
         ax = fig.add_subplot(grid[r, 0])
         ax.imshow(np.concatenate([frames[i] for i in picks], axis=1))
         ax.set_axis_off()
-        ax.set_title(f"episode {index}: {_short(own, 30)}", fontsize=9)
+        ax.set_title(f"episode {index}: {short_label(own, 30)}", fontsize=9)
         for c, name in enumerate(names):
             curves = pair_curves(models[name], frames, [own, other])
             ax = fig.add_subplot(grid[r, c + 1])
-            ax.plot(curves[:, 0], color="tab:green", linewidth=2, label=f"“{_short(own, 24)}”")
-            ax.plot(curves[:, 1], color="tab:red", linewidth=1.6, linestyle="--", label=f"“{_short(other, 24)}”")
-            ax.set_title(_short(name, 40), fontsize=9)
+            ax.plot(curves[:, 0], color="tab:green", linewidth=2, label=f"“{short_label(own, 24)}”")
+            ax.plot(curves[:, 1], color="tab:red", linewidth=1.6, linestyle="--", label=f"“{short_label(other, 24)}”")
+            ax.set_title(short_label(name, 40), fontsize=9)
             ax.set_xlabel("frame", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
@@ -73,5 +73,5 @@ def plot_pair_figure(models: Mapping[str, LIVModel], dataset: EpisodeDataset, pa
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_png_bytes(fig))
+    path.write_bytes(png_bytes(fig))
     return path

@@ -6,9 +6,7 @@ and embedded in the HTML as base64 PNG, so ``report.html`` is one file that open
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -16,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from liv.eval.figures import img_tag, new_figure, png_bytes, short_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,30 +39,6 @@ img { max-width: 100%; height: auto; }
 """
 
 
-def _figure(width_in: float, height_in: float, dpi: int = 100) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png_bytes(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    return buf.getvalue()
-
-
-def _img_tag(fig: Figure, alt: str) -> str:
-    data = base64.b64encode(_png_bytes(fig)).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _short(text: str, n: int = 32) -> str:
-    return text if len(text) <= n else text[: n - 1] + "\u2026"
-
-
 def plot_reward_curves(times: Sequence[float] | np.ndarray, curves: Mapping[str, Any], path: str | os.PathLike,
                        title: str, xlabel: str = "time (s)", ylabel: str = "similarity S",
                        size_px: tuple[int, int] = (1000, 500)) -> Path:
@@ -72,13 +48,13 @@ def plot_reward_curves(times: Sequence[float] | np.ndarray, curves: Mapping[str,
     length of ``times`` (seconds, or frame indices with a matching ``xlabel``). Returns the path written.
     """
     t = np.asarray(times, dtype=np.float64)
-    fig = _figure(size_px[0] / 100, size_px[1] / 100)
+    fig = new_figure(size_px[0] / 100, size_px[1] / 100)
     ax = fig.add_subplot()
     for label, values in curves.items():
         v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
         if v.shape != t.shape:
             raise ValueError(f"curve {label!r} has shape {v.shape}, the time axis {t.shape}")
-        ax.plot(t, v, label=_short(label, 48), linewidth=1.8)
+        ax.plot(t, v, label=short_label(label, 48), linewidth=1.8)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     if curves:
@@ -86,7 +62,7 @@ def plot_reward_curves(times: Sequence[float] | np.ndarray, curves: Mapping[str,
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_png_bytes(fig))
+    path.write_bytes(png_bytes(fig))
     return path
 
 
@@ -112,7 +88,7 @@ def _episode_figure(ep: dict[str, Any], dataset: EpisodeDataset | None) -> Figur
     width = 3.6
     # The strip's row is as tall as the image needs at the panel's width, so no blank band surrounds it.
     heights = ([0.85 * width * strip.shape[0] / strip.shape[1]] if strip is not None else []) + [1.3, 1.3]
-    fig = _figure(width, sum(heights) + 0.9)
+    fig = new_figure(width, sum(heights) + 0.9)
     axes = fig.subplots(len(heights), 1, gridspec_kw={"height_ratios": heights})
     if strip is not None:
         axes[0].imshow(strip)
@@ -139,12 +115,12 @@ def _episode_figure(ep: dict[str, Any], dataset: EpisodeDataset | None) -> Figur
 def _confusion_figure(matrix: list[list[float | None]], rows: list[str], cols: list[str], title: str) -> Figure:
     m = np.array([[np.nan if x is None else x for x in row] for row in matrix], dtype=np.float64)
     m = m.reshape(len(rows), len(cols))
-    fig = _figure(max(5.0, 0.55 * len(cols) + 3.5), max(3.5, 0.45 * len(rows) + 2.5))
+    fig = new_figure(max(5.0, 0.55 * len(cols) + 3.5), max(3.5, 0.45 * len(rows) + 2.5))
     ax = fig.add_subplot()
     im = ax.imshow(m, cmap="viridis", aspect="auto")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="similarity S")
-    ax.set_xticks(range(len(cols)), [_short(c) for c in cols], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), [_short(r) for r in rows], fontsize=8)
+    ax.set_xticks(range(len(cols)), [short_label(c) for c in cols], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), [short_label(r) for r in rows], fontsize=8)
     ax.set(xlabel="goal text", ylabel="episode task", title=title)
     from matplotlib.patches import Rectangle
 
@@ -244,7 +220,7 @@ def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None =
                      f'mean {_fmt(ov["task_retrieval_accuracy"]["mean"])}.</p><div class="grid pair">')
         for variant, label in (("final", "final-frame value"), ("mean", "mean value over the episode")):
             fig = _confusion_figure(conf[variant], conf["rows"], conf["columns"], label)
-            parts.append(_img_tag(fig, f"confusion matrix, {label}"))
+            parts.append(img_tag(fig, f"confusion matrix, {label}"))
         parts.append("</div>")
 
     parts.append("<h2>Reward curves</h2>")
@@ -257,7 +233,7 @@ def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None =
         if not shown:
             continue
         parts.append(f"<h3>{html.escape(task)}</h3><div class=\"grid\">")
-        parts += [_img_tag(_episode_figure(e, dataset), f"episode {e['index']}") for e in shown]
+        parts += [img_tag(_episode_figure(e, dataset), f"episode {e['index']}") for e in shown]
         parts.append("</div>")
     return parts
 
@@ -346,13 +322,13 @@ def write_reward_animation(read_frames: Any, num_frames: int, times: np.ndarray,
         raise ValueError(f"{path}: the animation must be .mp4 or .gif")
     t = np.asarray(times, dtype=np.float64)
     values = {k: np.asarray(v, dtype=np.float64) for k, v in curves.items()}
-    fig = _figure(10.0, 4.0)
+    fig = new_figure(10.0, 4.0)
     image_ax, curve_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     image_ax.set_axis_off()
     lines, dots = [], []
     for label, v in values.items():
         # animated=True keeps these out of the static background; they are blitted per frame.
-        (line,) = curve_ax.plot([], [], label=_short(label, 40), linewidth=1.8, animated=True)
+        (line,) = curve_ax.plot([], [], label=short_label(label, 40), linewidth=1.8, animated=True)
         (dot,) = curve_ax.plot([], [], "o", color=line.get_color(), markersize=5, animated=True)
         lines.append(line)
         dots.append(dot)
