@@ -428,11 +428,11 @@ def test_reads_videos_concatenated_the_way_lerobot_does(source, tmp_path, codec)
 
 
 def test_image_stats_from_histograms_equal_the_direct_computation():
-    from liv.data.lerobot_write import _image_stats, _stats
+    from liv.data.lerobot_stats import image_stats, value_stats
 
     frames = np.random.default_rng(0).integers(0, 256, (30, 64, 80, 3), dtype=np.uint8)
     frames[..., 2] //= 3  # a channel with a different range
-    fast = _image_stats(frames, quantiles=True)
-    direct = _stats(frames.reshape(-1, 3).astype(np.float64) / 255, quantiles=True)
+    fast = image_stats(frames, quantiles=True)
+    direct = value_stats(frames.reshape(-1, 3).astype(np.float64) / 255, quantiles=True)
     for key in ("min", "max", "mean", "std", "q01", "q10", "q50", "q90", "q99"):
         np.testing.assert_allclose(fast[key].ravel(), direct[key], atol=1e-12, err_msg=key)

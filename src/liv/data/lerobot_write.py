@@ -15,9 +15,7 @@ What is written (see :mod:`liv.data.lerobot` for the layout of each version):
   v3.0 concatenates episodes into files, a new file when ``episodes_per_file`` or the size limit
   would be exceeded, ``chunks_size`` files per chunk folder, as LeRobot does.
 
-Statistics follow LeRobot's ``compute_episode_stats``: per feature min, max, mean, std, count over
-the episode's frames (images: per channel on up to 100 evenly spaced frames, scaled to [0, 1], shape
-(3, 1, 1)), aggregated over episodes with the pooled-variance formula.
+Statistics follow LeRobot's ``compute_episode_stats`` (see :mod:`liv.data.lerobot_stats`).
 """
 
 from __future__ import annotations
@@ -31,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from liv.data.episodes import DataError
+from liv.data.lerobot_stats import aggregate_stats, image_stats, jsonable_stats, value_stats
 
 V21_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V21_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 V30_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V30_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 _V30_EPISODES = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-_QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 _EPISODE_KEYS = {"frames", "task", "actions", "states", "success"}
 _MB = 1024 * 1024
 
@@ -93,75 +91,6 @@ def _check_episode(ep, i: int, first: _Ep | None) -> _Ep:
             raise DataError(where, f"{name} has {shape(mine)} but episodes[0] has {shape(theirs)}; every episode "
                                    f"needs the same")
     return out
-
-
-# ------------------------------------------------------------------------------------------ statistics
-
-def _stats(x: np.ndarray, quantiles: bool) -> dict[str, np.ndarray]:
-    """min/max/mean/std(/quantiles) over axis 0 of (N, D) values -> each (D,), count (1,)."""
-    x = x.astype(np.float64)
-    out = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0), "count": np.array([len(x)])}
-    if quantiles:
-        values = np.quantile(x, list(_QUANTILES), axis=0)  # one partition for all quantiles
-        out.update({f"q{round(q * 100):02d}": v for q, v in zip(_QUANTILES, values)})
-    return out
-
-
-def _uint8_stats(pixels: np.ndarray, quantiles: bool) -> dict[str, np.ndarray]:
-    """Exact stats of (N, 3) uint8 pixels scaled to [0, 1], from 256-bin histograms -> each (3,).
-
-    Equal to :func:`_stats` on ``pixels / 255`` (quantiles with numpy's linear interpolation), but a
-    histogram pass instead of sorting millions of values.
-    """
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    hist = np.stack([np.bincount(pixels[:, c], minlength=256) for c in range(3)]).astype(np.float64)  # (3, 256)
-    n = hist[0].sum()
-    mean = hist @ levels / n
-    var = hist @ levels**2 / n - mean**2
-    present = hist > 0
-    out = {"min": levels[present.argmax(1)], "max": levels[255 - present[:, ::-1].argmax(1)], "mean": mean,
-           "std": np.sqrt(np.maximum(var, 0.0)), "count": np.array([int(n)])}
-    if quantiles:
-        cum = hist.cumsum(1)
-        for q in _QUANTILES:
-            pos = q * (n - 1)
-            lo, frac = int(np.floor(pos)), pos - np.floor(pos)
-            # value of the k-th smallest sample (0-based): first level whose cumulative count exceeds k
-            v_lo = levels[(cum > lo).argmax(1)]
-            v_hi = levels[(cum > min(lo + 1, n - 1)).argmax(1)]
-            out[f"q{round(q * 100):02d}"] = v_lo + frac * (v_hi - v_lo)
-    return out
-
-
-def _image_stats(frames: np.ndarray, quantiles: bool) -> dict[str, np.ndarray]:
-    """Per-channel stats of (T, H, W, 3) uint8 frames scaled to [0, 1] -> each (3, 1, 1), count (1,)."""
-    # Like LeRobot: at most 100 evenly spaced frames, large images strided down to ~150 px.
-    picks = np.round(np.linspace(0, len(frames) - 1, min(100, len(frames)))).astype(int)
-    step = max(1, max(frames.shape[1:3]) // 150) if max(frames.shape[1:3]) >= 300 else 1
-    out = _uint8_stats(frames[picks, ::step, ::step].reshape(-1, 3), quantiles)
-    return {k: v if k == "count" else v.reshape(3, 1, 1) for k, v in out.items()} | {"count": np.array([len(picks)])}
-
-
-def _aggregate(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Dataset stats from episode stats: pooled mean/variance, global min/max, quantile envelope."""
-    counts = np.array([s["count"][0] for s in per_episode], dtype=np.float64)
-    shape = (-1,) + (1,) * (per_episode[0]["mean"].ndim)
-    w = counts.reshape(shape)
-    means = np.stack([s["mean"] for s in per_episode])
-    mean = (means * w).sum(0) / counts.sum()
-    var = ((np.stack([s["std"] for s in per_episode]) ** 2 + (means - mean) ** 2) * w).sum(0) / counts.sum()
-    out = {"min": np.stack([s["min"] for s in per_episode]).min(0),
-           "max": np.stack([s["max"] for s in per_episode]).max(0),
-           "mean": mean, "std": np.sqrt(var), "count": np.array([int(counts.sum())])}
-    for key in (k for k in per_episode[0] if k.startswith("q")):
-        values = np.stack([s[key] for s in per_episode])
-        # Exact pooled quantiles are unknowable from summaries; LeRobot keeps the outer envelope.
-        out[key] = values.min(0) if int(key[1:]) <= 50 else values.max(0)
-    return out
-
-
-def _jsonable(stats: dict[str, dict[str, np.ndarray]]) -> dict:
-    return {f: {k: v.tolist() for k, v in s.items()} for f, s in stats.items()}
 
 
 # --------------------------------------------------------------------------------------------- video
@@ -395,7 +324,7 @@ def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: i
                     video_key=camera, chunk_index=c, file_index=f), *video_args),
                     chunks_size, episodes_per_file, video_files_size_in_mb * _MB)
             table, values = _table(ep, i, total, tasks.setdefault(ep.task, len(tasks)), fps)
-            stats.append({camera: _image_stats(ep.frames, v30), **{k: _stats(v, v30) for k, v in values.items()}})
+            stats.append({camera: image_stats(ep.frames, v30), **{k: value_stats(v, v30) for k, v in values.items()}})
             row = {"episode_index": i, "tasks": [ep.task], "length": n}
             if not v30:
                 keys = {"episode_chunk": i // chunks_size, "episode_index": i, "video_key": camera}
@@ -430,7 +359,8 @@ def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: i
     if not v30:
         lines = {"tasks.jsonl": [{"task_index": k, "task": t} for k, t in enumerate(task_list)],
                  "episodes.jsonl": rows,
-                 "episodes_stats.jsonl": [{"episode_index": i, "stats": _jsonable(s)} for i, s in enumerate(stats)]}
+                 "episodes_stats.jsonl": [{"episode_index": i, "stats": jsonable_stats(s)}
+                                          for i, s in enumerate(stats)]}
         for name, items in lines.items():
             (root / "meta" / name).write_text("".join(json.dumps(r) + "\n" for r in items), encoding="utf-8")
         first_video = root / V21_VIDEO.format(episode_chunk=0, episode_index=0, video_key=camera)
@@ -442,7 +372,8 @@ def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: i
         episodes_path = root / _V30_EPISODES.format(chunk_index=0, file_index=0)
         episodes_path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows), episodes_path)
-        _write_json(root / "meta" / "stats.json", _jsonable({f: _aggregate([s[f] for s in stats]) for f in stats[0]}))
+        dataset_stats = {f: aggregate_stats([s[f] for s in stats]) for f in stats[0]}
+        _write_json(root / "meta" / "stats.json", jsonable_stats(dataset_stats))
         first_video = root / V30_VIDEO.format(video_key=camera, chunk_index=0, file_index=0)
         extra = {"chunks_size": chunks_size, "data_files_size_in_mb": data_files_size_in_mb,
                  "video_files_size_in_mb": video_files_size_in_mb, "fps": int(fps),
