@@ -137,3 +137,18 @@ def test_a_diverging_run_stops_and_sets_aside_the_bad_checkpoint(data, tmp_path)
     from liv.training.checkpointing import list_checkpoints
 
     assert list_checkpoints(run) == []
+
+
+@pytest.mark.slow  # compiles both towers: about two minutes on 2 CPU cores
+def test_a_compiled_checkpointed_run_follows_the_eager_one(data, tmp_path):
+    runs = {}
+    for name, extra in {"eager": [], "compiled": ["--compile", "--grad-checkpointing"]}.items():
+        proc = _train("--data", data, "--out", tmp_path / name, "--steps", 3, *COMMON, *extra)
+        assert proc.wait(timeout=900) == 0, proc.stdout.read()
+        runs[name] = _losses(tmp_path / name)
+    assert runs["eager"].keys() == runs["compiled"].keys() == {1, 2, 3}
+    for step, loss in runs["eager"].items():
+        assert runs["compiled"][step] == pytest.approx(loss, rel=1e-4), step
+    # the final model is a plain liv model with the usual parameter names
+    compiled, eager = (liv.load(tmp_path / name / "model").clip.state_dict() for name in ("compiled", "eager"))
+    assert list(compiled) == list(eager)
