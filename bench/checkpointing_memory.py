@@ -24,10 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import liv  # noqa: E402
-from liv.objectives import FINETUNE_WEIGHTS  # noqa: E402
-from liv.training.objective import Objective  # noqa: E402
-from liv.training.speed import make_optimizer, prepare_for_training  # noqa: E402
-from model_speed import synchronize, make_batch  # noqa: E402
+from liv.training.speed import prepare_for_training  # noqa: E402
+from model_speed import fine_tuning_step, make_batch, synchronize  # noqa: E402
 
 
 def run_one(preset: str, batch: int, checkpointing: bool, steps: int, device: torch.device) -> dict:
@@ -35,16 +33,11 @@ def run_one(preset: str, batch: int, checkpointing: bool, steps: int, device: to
     model = liv.create(preset).to(device).train()
     prepare_for_training(model)
     model.clip.set_grad_checkpointing(checkpointing)
-    optimizer = make_optimizer(model.parameters(), 1e-5, (0.9, 0.98), 1e-6, 1e-3)
-    objective = Objective("liv", FINETUNE_WEIGHTS)
-    data = make_batch(batch, model.image_resolution)
+    step = fine_tuning_step(model, make_batch(batch, model.image_resolution))
     times = []
-    for step in range(steps + 1):
+    for _ in range(steps + 1):
         start = time.perf_counter()
-        loss, _ = objective(model, data, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step()
         synchronize(device)
         times.append(time.perf_counter() - start)
     step_s = min(times[1:])

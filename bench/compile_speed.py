@@ -28,10 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import liv  # noqa: E402
-from liv.objectives import FINETUNE_WEIGHTS  # noqa: E402
-from liv.training.objective import Objective  # noqa: E402
-from liv.training.speed import compile_towers, make_optimizer, prepare_for_training  # noqa: E402
-from model_speed import synchronize, make_batch  # noqa: E402
+from liv.training.speed import compile_towers, prepare_for_training  # noqa: E402
+from model_speed import fine_tuning_step, make_batch, synchronize  # noqa: E402
 
 
 def main() -> None:
@@ -51,9 +49,8 @@ def main() -> None:
     prepare_for_training(eager)
     compiled = copy.deepcopy(eager)
     compile_towers(compiled)
-    objective = Objective("liv", FINETUNE_WEIGHTS)
     batch = make_batch(args.batch, eager.image_resolution)
-    optimizers = {id(m): make_optimizer(m.parameters(), 1e-5, (0.9, 0.98), 1e-6, 1e-3) for m in (eager, compiled)}
+    steps = {id(m): fine_tuning_step(m, batch, autocast) for m in (eager, compiled)}
     losses: dict[int, list[float]] = {id(eager): [], id(compiled): []}
 
     def timed(fn) -> float:
@@ -63,13 +60,7 @@ def main() -> None:
         return time.perf_counter() - start
 
     def step(model) -> None:
-        with autocast:
-            loss, _ = objective(model, batch, 0)
-        optimizer = optimizers[id(model)]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses[id(model)].append(loss.item())
+        losses[id(model)].append(steps[id(model)]().item())
 
     frames = np.random.default_rng(0).integers(0, 256, (args.embed_images, eager.image_resolution,
                                                          eager.image_resolution, 3), dtype=np.uint8)

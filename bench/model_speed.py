@@ -11,12 +11,14 @@ and text embedding throughput (texts at their real length and padded to 77 posit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,24 @@ def encode_text_all_positions(clip, tokens: torch.Tensor) -> torch.Tensor:
     return x[torch.arange(x.shape[0], device=x.device), tokens.argmax(-1)] @ clip.text_projection
 
 
+def fine_tuning_step(model, batch: dict, autocast=None) -> Callable[[], torch.Tensor]:
+    """A function making one fine-tuning step of ``model`` on ``batch`` as `liv train` does (the LIV
+    objective at fine-tuning weights, backward, the reference's Adam settings fused) and returning the
+    step's detached loss (0-dim). ``autocast``: a context the forward pass runs in (e.g. bf16 on CUDA)."""
+    optimizer = make_optimizer(model.parameters(), 1e-5, (0.9, 0.98), 1e-6, 1e-3)
+    objective = Objective("liv", FINETUNE_WEIGHTS)
+
+    def step() -> torch.Tensor:
+        with autocast or contextlib.nullcontext():
+            loss, _ = objective(model, batch, 0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
 def make_batch(batch: int, resolution: int) -> dict:
     """A fine-tuning batch as liv.training.batches makes it: 4 distinct frames per sample."""
     slots = torch.tensor([[4 * b, 4 * b + 3, 4 * b + 1, 4 * b + 2, 4 * b + 3] for b in range(batch)])
@@ -94,19 +114,9 @@ def main() -> None:
     model = liv.create(args.preset).to(device).train()
     prepare_for_training(model)  # as liv train does
     model.clip.set_grad_checkpointing(args.grad_checkpointing)
-    optimizer = make_optimizer(model.parameters(), 1e-5, (0.9, 0.98), 1e-6, 1e-3)
-    objective = Objective("liv", FINETUNE_WEIGHTS)
-    batch = make_batch(args.batch, model.image_resolution)
-
-    def step() -> None:
-        loss, _ = objective(model, batch, 0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+    step = fine_tuning_step(model, make_batch(args.batch, model.image_resolution))
     with FlopCounterMode(display=False) as counter:  # on the plain model: compiling changes no FLOP count
-        loss, _ = objective(model, batch, 0)
-        loss.backward()
+        step()
     step_flops = counter.get_total_flops()
     compile_s = None
     if args.compile:

@@ -141,8 +141,7 @@ def _train(args: DemoArgs, objective: str, data: Path, run: Path) -> Path:
 
     settings = {"data": data, "out": run, "init": args.preset, "objective": objective, "steps": args.steps,
                 "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": args.lr_schedule, "seed": args.seed,
-                "num_workers": 1,
-                "save_every": max(args.steps // 4, 1), "log_every": 25, "progress": args.progress,
+                "num_workers": 1, "save_every": max(args.steps // 4, 1), "log_every": 25, "progress": args.progress,
                 "infonce_weight": args.infonce_weight, "gamma": args.gamma,
                 "vip_text_weight": args.vip_text_weight if objective == "liv" else 0.0, "resume": True,
                 "augment": args.augment}
@@ -188,8 +187,8 @@ def run_demo(args: DemoArgs) -> int:
     """Run the whole demo; returns 0 when the LIV model reaches the quality bar, 1 otherwise."""
     import liv
     from liv.data.lerobot import read_lerobot
-    from liv.eval.metrics import evaluate_dataset, without_curves
     from liv.eval.figures import png_img_tag
+    from liv.eval.metrics import evaluate_dataset, without_curves
     from liv.eval.pair_figure import plot_pair_figure
     from liv.eval.report import compare_sections, html_page, report_sections
 

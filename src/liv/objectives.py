@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from liv.models.devices import to_device
-import torch.nn.functional as F
 
 EPS = 1e-8
 """Added inside the log of VIP's log-mean-exp, as the reference does."""

@@ -76,3 +76,11 @@ def test_scoring_a_video_with_read_ahead_gives_the_same_embeddings(tmp_path):
     ahead = embed_episode(model, episode, batch_size=64, read_ahead_chunks=2)  # chunks of 256: 2 chunks
     assert plain.shape == (300, model.embed_dim)
     assert torch.equal(plain, ahead)
+
+
+def test_read_ahead_only_for_a_model_on_an_accelerator():
+    import torch
+
+    from liv.data.prefetch import read_ahead_depth
+
+    assert [read_ahead_depth(d) for d in (None, "cpu", torch.device("cpu"), "cuda", "cuda:1")] == [0, 0, 0, 1, 1]

@@ -44,6 +44,10 @@ def test_liv_objective_equals_liv_loss_on_separately_encoded_frames(episodes, co
                                generator=torch.Generator().manual_seed(4 * 1_000_003 + 7))
     assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
     assert set(metrics) == {"infonce", "vip_image", "vip_text", "loss"}
+    if context_length:  # the loader's tokens are what the text tower reads, not a re-tokenization of texts
+        with torch.no_grad():
+            swapped, _ = objective(model, {**batch, "tokens": batch["tokens"].flip(0)}, step=7)
+        assert abs(swapped.item() - loss.item()) > 1e-4
 
 
 @pytest.mark.parametrize("name", ["liv", "clip"])

@@ -160,16 +160,16 @@ def embed_episode(model: LIVModel, episode: Episode, batch_size: int, progress: 
     """(T, D) float32 image embeddings of an episode, decoded and encoded a chunk at a time.
 
     ``read_ahead_chunks`` 1: the next chunk (``max(batch_size, 256)`` frames) decodes in a background
-    thread while this one is encoded; 0: one after the other. None: 1 when the model is on an
-    accelerator, 0 on the CPU, where decoding and encoding compete for the same cores (measured on 2
-    cores with bench/score_speed.py: 1.03x with 2 torch threads, 0.86x with 1).
+    thread while this one is encoded; 0: one after the other; None: as liv.data.prefetch.read_ahead_depth
+    decides for the model's device (on an accelerator only).
     """
-    if read_ahead_chunks is None:
-        read_ahead_chunks = 0 if model.device.type == "cpu" else 1
     import torch
     from tqdm.auto import tqdm
 
-    from liv.data.prefetch import read_ahead
+    from liv.data.prefetch import read_ahead, read_ahead_depth
+
+    if read_ahead_chunks is None:
+        read_ahead_chunks = read_ahead_depth(model.device)
 
     chunk = max(batch_size, 256)
     parts = []

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from liv.data.prefetch import read_ahead
+from liv.data.prefetch import read_ahead, read_ahead_depth
 
 if TYPE_CHECKING:
     from liv.data.episodes import EpisodeDataset
@@ -214,11 +214,9 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
         ep = dataset[index]
         return index, ep, (ep.all_frames() if len(ep) else None)
 
-    # On an accelerator the next episode decodes in a background thread while this one is encoded
-    # (up to 3 episodes' frames in memory at once); on the CPU both would compete for the same cores
-    # (see liv.eval.commands.embed_episode).
-    on_cpu = getattr(getattr(model, "device", None), "type", "cpu") == "cpu"
-    iterator: Any = read_ahead(selected, read, depth=0 if on_cpu else 1)
+    # On an accelerator the next episode decodes in a background thread while this one is encoded (up to
+    # 3 episodes' frames in memory at once); not on the CPU (see read_ahead_depth).
+    iterator: Any = read_ahead(selected, read, depth=read_ahead_depth(getattr(model, "device", None)))
     if progress:
         from tqdm.auto import tqdm
 

@@ -146,7 +146,7 @@ def validate(c: TrainConfig) -> None:
         (c.steps >= 1, "steps must be >= 1"),
         (c.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
         (c.infonce_same_text in ("negatives", "ignore"), "infonce_same_text must be negatives or ignore"),
-        (0 <= c.warmup_steps < c.steps or c.warmup_steps == 0, "warmup_steps must be >= 0 and < steps"),
+        (0 <= c.warmup_steps < c.steps, "warmup_steps must be >= 0 and < steps"),
         (0 < c.gamma < 1, "gamma must be in (0, 1)"),
         (0 < c.text_goal_alpha <= 1, "text_goal_alpha must be in (0, 1]"),
         (0 <= c.degenerate_prob <= 1, "degenerate_prob must be in [0, 1]"),
