@@ -24,7 +24,8 @@ import numpy as np
 
 from liv.data.episodes import EpisodeDataset
 from liv.data.frame_folders import read_frame_folders, write_frame_folders
-from liv.data.video_files import read_video_manifest, write_video_manifest
+from liv.data.video_files import read_video_manifest
+from liv.data.video_write import write_video_manifest
 
 EPISODES, LENGTH, SIZE, PER_SAMPLE, SAMPLES = 20, 100, 224, 5, 80
 LEROBOT_EPISODES = 3  # write_lerobot's per-episode image statistics take seconds each: keep the run short

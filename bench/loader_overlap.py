@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from decode_fps import smooth_episode
-from liv.data.video_files import read_video_manifest, write_video_manifest
+from liv.data.video_files import read_video_manifest
+from liv.data.video_write import write_video_manifest
 from liv.models.presets import get_preset
 from liv.train import train
 from liv.training.batches import StreamSpec, make_batch

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 import liv
-from liv.data.video_files import read_video_manifest, write_video_manifest
+from liv.data.video_files import read_video_manifest
+from liv.data.video_write import write_video_manifest
 from liv.eval.commands import embed_episode
 from decode_fps import smooth_episode
 

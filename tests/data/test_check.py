@@ -12,7 +12,7 @@ from liv.cli_args import add_dataclass_arguments, dataclass_from_args, field_doc
 from liv.data import ArrayFrames, Episode, EpisodeDataset
 from liv.data.check import DataCheckArgs, check_dataset, check_path, run_data_check
 from liv.data.frame_folders import write_frame_folders
-from liv.data.video_files import write_video_manifest
+from liv.data.video_write import write_video_manifest
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (12, 32, 48, 3), dtype=np.uint8)
 EPISODES = [("open the drawer", FRAMES[:6]), ("close the drawer", FRAMES[:9]), ("push the button", FRAMES)]

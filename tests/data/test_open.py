@@ -10,7 +10,7 @@ from PIL import Image
 from liv.data import DataError, EpisodeDataset
 from liv.data.frame_folders import write_frame_folders
 from liv.data.open import open_dataset
-from liv.data.video_files import write_video, write_video_manifest
+from liv.data.video_write import write_video, write_video_manifest
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
 EPISODES = [("open the drawer", FRAMES[:4]), ("close the drawer", FRAMES)]

@@ -65,7 +65,8 @@ def test_scoring_a_video_with_read_ahead_gives_the_same_embeddings(tmp_path):
     import torch
 
     import liv
-    from liv.data.video_files import read_video_manifest, write_video_manifest
+    from liv.data.video_files import read_video_manifest
+    from liv.data.video_write import write_video_manifest
     from liv.eval.commands import embed_episode
 
     rng = np.random.default_rng(0)

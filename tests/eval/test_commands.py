@@ -26,7 +26,7 @@ FPS = 8
 def files(tmp_path_factory):
     """A saved clip-tiny model, a 10-frame video, a goal image and a frame-folder dataset."""
     from liv.data.frame_folders import write_frame_folders
-    from liv.data.video_files import write_video
+    from liv.data.video_write import write_video
 
     root = tmp_path_factory.mktemp("cmd")
     model = liv.create("clip-tiny", seed=0)

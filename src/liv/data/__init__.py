@@ -10,7 +10,8 @@ from liv.data.episodes import ArrayFrames, DataError, Episode, EpisodeDataset, F
 from liv.data.frame_folders import read_frame_folders, write_frame_folders
 from liv.data.lerobot import read_lerobot, write_lerobot
 from liv.data.open import open_dataset
-from liv.data.video_files import read_video_manifest, write_video, write_video_manifest
+from liv.data.video_files import read_video_manifest
+from liv.data.video_write import write_video, write_video_manifest
 
 __all__ = ["ArrayFrames", "CheckReport", "DataError", "Episode", "EpisodeDataset", "FrameSource", "check_dataset",
            "open_dataset", "read_frame_folders", "read_lerobot", "read_video_manifest", "write_frame_folders",

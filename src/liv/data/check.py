@@ -100,7 +100,7 @@ class CheckReport:
                               sorted(self.frame_sizes.items(), key=lambda kv: -kv[1]))
             lines.append(f"  frame size      {sizes}")
         lines.append(f"  decoded         {self.decoded_frames} frames "
-                     f"({'every frame' if self.full else 'a random sample per episode; --full decodes all'})")
+                     f"({'every frame' if self.full else 'first, last and random frames per episode; --full decodes all'})")
         if self.problems:
             lines.append(f"{_count(len(self.errors), 'error')}, {_count(len(self.warnings), 'warning')}:")
             lines += [f"  {p}" for p in self.problems[:max_problems]]
@@ -117,9 +117,10 @@ def check_dataset(dataset: EpisodeDataset, decode_frames: int = 3, full: bool = 
 
     Per episode: the text (empty; ``count_tokens(text) + 2 > context_length``), the length
     (``< min_frames``), the source's own ``validate(full)`` when it has one (files present, counts
-    agreeing with the manifest, and with ``full`` every frame decoded), and a decode of the last
-    frame plus ``decode_frames - 1`` random others (seeded by ``seed``) — or of every frame when
-    ``full``. ``row_errors`` are manifest rows a reader skipped (see ``open_dataset(errors=...)``).
+    agreeing with the manifest, timing that can be indexed, and with ``full`` every frame decoded), and
+    a decode of frame 0, the last frame and random others up to ``decode_frames`` in all (seeded by
+    ``seed``; frames 0 and last even when ``decode_frames`` is 1) — or of every frame when ``full``.
+    ``row_errors`` are manifest rows a reader skipped (see ``open_dataset(errors=...)``).
     """
     from liv.models.tokenizer import count_tokens
 
@@ -196,11 +197,14 @@ def _validate(episode: Episode, full: bool, report: CheckReport) -> list[str] | 
 
 
 def _sample(length: int, count: int, rng: np.random.Generator) -> list[int]:
-    """The last frame (a truncated file fails there) plus ``count - 1`` distinct random others, sorted."""
+    """Frame 0 and the last frame (what every fine-tuning sample reads, and where an unindexable start or a
+    truncated file fails) plus random others up to ``count`` frames in all, sorted (none if ``count`` <= 0)."""
     if length <= 0 or count <= 0:
         return []
-    others = rng.choice(length - 1, size=min(count - 1, length - 1), replace=False) if length > 1 else []
-    return sorted({length - 1, *map(int, others)})
+    ends = {0, length - 1}
+    inner = length - len(ends)
+    others = rng.choice(inner, size=min(max(0, count - len(ends)), inner), replace=False) + 1 if inner > 0 else []
+    return sorted(ends | set(map(int, others)))
 
 
 def _decode(episode: Episode, indices: list[int], report: CheckReport, quiet: bool, count: bool = True) -> str | None:
@@ -279,7 +283,8 @@ class DataCheckArgs:
     full: bool = False
     """Decode every frame (slow) instead of a sample per episode."""
     decode_frames: int = 3
-    """Frames decoded per episode without --full: the last one plus random others."""
+    """Frames decoded per episode without --full: the first and the last (what fine-tuning reads) plus random
+    others up to this count (0: none)."""
     min_frames: int = 2
     """Report episodes shorter than this (fine-tuning samples need 2 frames, segment pre-training 3)."""
     context_length: int = 77

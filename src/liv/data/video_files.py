@@ -2,39 +2,31 @@
 
 The manifest has the required columns ``path,text`` (``path`` relative to the manifest's folder or
 absolute) and the optional ``start_frame,end_frame`` (end exclusive): several rows may cut one long
-video into segments, each its own episode. Random access seeks to the keyframe at or before the first
-wanted frame and decodes forward; sorted wanted frames that are close share one forward pass. Frame
-index i maps to the timestamp ``start_time + i / average_rate`` (constant frame rate assumed).
+video into segments, each its own episode. Frame i is the i-th frame the video shows, whatever its
+timing (see :mod:`liv.data.video_index`): random access seeks to the keyframe at or before the first
+wanted frame and decodes forward, sorted wanted frames that share a keyframe share one pass, and every
+decoded frame is identified by its presentation timestamp, so a frame the decoder does not deliver is
+an error naming the file and the frame, never another frame in its place.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import threading
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
-from liv.data.frame_folders import MANIFEST_NAME, collect_rows, manifest_path, parse_int, read_manifest
+from liv.data.frame_folders import collect_rows, manifest_path, parse_int, read_manifest
+from liv.data.video_index import VideoIndex, cached_index
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
 MAX_OPEN_VIDEOS = 64
 """Open containers kept per process (least recently used are closed): bounds file descriptors."""
-INDEX_MAX_BYTES = 64 << 20
-"""Files up to this size are demuxed once on first use to learn exact frame count and keyframes."""
-MAX_FORWARD = 32
-"""Without a keyframe index, decode forward instead of seeking when the next wanted frame is this close."""
-_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx", ".avi": "mpeg4"}
-_LOSSLESS = {".mp4": ("libx264rgb", "rgb24", {"qp": "0"}), ".mov": ("libx264rgb", "rgb24", {"qp": "0"}),
-             ".mkv": ("libx264rgb", "rgb24", {"qp": "0"}), ".avi": ("ffv1", "bgr0", {}),
-             ".webm": ("libvpx-vp9", "yuv444p", {"lossless": "1"})}
 
 
 def _av():
@@ -43,37 +35,6 @@ def _av():
     except ImportError:
         raise DataError("liv.data.video_files", "reading videos needs PyAV: pip install 'liv[video]'") from None
     return av
-
-
-@dataclass
-class VideoInfo:
-    """What liv knows about one video file's video stream (cached per process)."""
-
-    frames: int
-    """Frame count: from the container header, or counted by demuxing."""
-    rate: Fraction
-    """Average frame rate (frames per second)."""
-    time_base: Fraction
-    """Seconds per timestamp unit."""
-    start_pts: int
-    """Timestamp of frame 0, in time_base units."""
-    header_frames: int | None = None
-    """Count the header claims (frame count or duration x rate) when it differs from a demuxed count."""
-    keyframes: list[int] | None = None
-    """Sorted keyframe indices when the file was demuxed; otherwise None."""
-    seen_keyframes: list[int] = field(default_factory=list)
-    """Sorted keyframes met while decoding (helps decide between seeking and decoding forward)."""
-
-    def __post_init__(self) -> None:
-        # Frames per timestamp unit as a float: exact Fraction arithmetic per decoded frame is slow.
-        self.frames_per_pts = float(self.time_base * self.rate)
-
-    def index(self, pts: int) -> int:
-        """Frame index of timestamp ``pts``."""
-        return round((pts - self.start_pts) * self.frames_per_pts)
-
-
-_INFO: dict[tuple[str, int, int], VideoInfo] = {}
 
 
 class _Pool:
@@ -125,6 +86,8 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+
+
 class VideoFrames:
     """Frames [start_frame, end_frame) of one video file (end None: to the end of the video).
 
@@ -145,45 +108,45 @@ class VideoFrames:
             return self.path
         return f"{self.path} [frames {self.start_frame}:{'' if self.end_frame is None else self.end_frame}]"
 
-    def info(self) -> VideoInfo:
-        """Frame count, rate and timing of the file (opens it on first use in this process)."""
-        try:
-            st = os.stat(self.path)
-        except OSError as e:
-            raise DataError(self.path, f"cannot open video ({e.strerror or e})") from None
-        key = (self.path, st.st_size, st.st_mtime_ns)
-        if key not in _INFO:
-            with _pool().lock:
-                _INFO[key] = self._probe(_pool().get(self.path), st.st_size)
-        return _INFO[key]
+    def info(self) -> VideoIndex:
+        """The file's frame index (built by demuxing it once per process; see :mod:`liv.data.video_index`).
 
-    def _probe(self, container, size: int) -> VideoInfo:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or stream.time_base is None:
-            raise DataError(self.path, "the video stream has no frame rate or time base")
-        info = VideoInfo(frames=max(0, stream.frames), rate=Fraction(rate), time_base=Fraction(stream.time_base),
-                         start_pts=stream.start_time or 0)
-        claimed = stream.frames or (round(container.duration * info.rate / 1_000_000) if container.duration else None)
-        if stream.frames <= 0 or size <= INDEX_MAX_BYTES:
-            try:
-                keys, count = [], 0
-                for packet in container.demux(stream):
-                    if packet.size:
-                        if packet.is_keyframe and packet.pts is not None:
-                            keys.append(info.index(packet.pts))
-                        count += 1
-            except (_av().FFmpegError, OSError) as e:
-                raise DataError(self.path, f"cannot read the video's packets ({_reason(e)}); the file is corrupt or "
-                                           f"truncated") from None
-            info.frames, info.keyframes = count, sorted(set(keys))
-            container.seek(0)
-            if claimed and claimed > count + 1:
-                info.header_frames = claimed
-        return info
+        Raises DataError naming the file when it cannot be opened or its packets cannot be read.
+        """
+
+        pool = _pool()
+
+        def open_container():
+            pool.drop(self.path)  # a container opened before the file changed would read the old file
+            return pool.get(self.path)
+
+        with pool.lock:  # building demuxes the pool's container: no other thread may decode from it meanwhile
+            return cached_index(self.path, open_container)
+
+    def times(self) -> np.ndarray:
+        """(T,) float64 presentation time of each frame of the segment in seconds, from its first frame.
+
+        Read from the file's timestamps, so a variable frame rate shows. Raises DataError when the file's
+        packets carry no timestamps or repeat them (then only frame counting is possible).
+        """
+        index = self._indexable()
+        if index.counted:
+            raise DataError(self.path, "its packets carry no timestamps")
+        pts = index.pts[self.start_frame:self.start_frame + len(self)]
+        return (pts - pts[:1]).astype(np.float64) * float(index.time_base)
+
+    def _indexable(self) -> VideoIndex:
+        index = self.info()
+        if index.problem:
+            raise DataError(self.path, f"cannot index its frames: {index.problem}")
+        return index
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked; each frame decoded once."""
+        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked; each frame decoded once.
+
+        Raises DataError naming the file and the frame when a frame cannot be decoded or the decoder
+        does not deliver it (a damaged file), or when the file's timing cannot be indexed.
+        """
         idx = check_indices(indices, len(self), self.describe())
         wanted = sorted({self.start_frame + i for i in idx})
         got = {w: f.to_ndarray(format="rgb24") for w, f in self._decode(wanted)}
@@ -193,28 +156,27 @@ class VideoFrames:
 
     def _decode(self, wanted: list[int]) -> Iterator[tuple[int, object]]:
         """Yield (absolute index, av.VideoFrame) for each of the sorted, distinct ``wanted`` frames."""
-        info = self.info()
+        index = self._indexable()
         pool = _pool()
         with pool.lock:
-            container = pool.get(self.path)
-            stream = container.streams.video[0]
             frames: Iterator | None = None
             last = -1
+            w = wanted[0] if wanted else 0
             try:
                 for w in wanted:
-                    if frames is None or self._should_seek(info, last, w):
-                        frames, last = self._frames_from(container, stream, info, w), -1
+                    if frames is None or self._should_seek(index, last, w):
+                        frames, last = self._frames_from(pool, index, w), -1
                     for last, frame in frames:
                         if last == w:
                             yield w, frame
                             break
                         if last > w:
-                            raise DataError(self.path, f"frame {w} not found: timestamps jump to frame {last} "
-                                                       f"(variable frame rate video?)")
+                            raise DataError(self.path, f"frame {w}{_at(index, w)} did not come out of the decoder, "
+                                                       f"which went on with frame {last}; the file is damaged")
                     else:
-                        ended = f"the video ends after frame {last}" if last >= 0 else "no frame decodes from there on"
-                        raise DataError(self.path, f"frame {w}: {ended} (of {info.frames} expected); the file is "
-                                                   f"truncated or its frame count is wrong")
+                        ended = f"after frame {last}" if last >= 0 else "before it"
+                        raise DataError(self.path, f"frame {w}: the video ends {ended} (of {index.frames} "
+                                                   f"expected); the file is truncated or its frame count is wrong")
             except (_av().FFmpegError, OSError) as e:
                 pool.drop(self.path)
                 raise DataError(self.path, f"cannot decode frame {w} ({_reason(e)}); the file is corrupt or "
@@ -224,64 +186,85 @@ class VideoFrames:
                 raise
 
     @staticmethod
-    def _should_seek(info: VideoInfo, last: int, w: int) -> bool:
+    def _should_seek(index: VideoIndex, last: int, w: int) -> bool:
         # Seeking helps only if it lands on a keyframe beyond the next frame the decoder would give anyway.
-        keys = info.keyframes if info.keyframes is not None else info.seen_keyframes
-        if keys and bisect_right(keys, w) > bisect_right(keys, last + 1):
-            return True
-        return info.keyframes is None and w - last > MAX_FORWARD
+        keys = index.keyframes
+        return bool(keys) and bisect_right(keys, w) > bisect_right(keys, last + 1)
 
-    def _frames_from(self, container, stream, info: VideoInfo, target: int) -> Iterator[tuple[int, object]]:
-        """Decoded (index, frame) pairs from the keyframe at or before ``target`` onwards."""
-        # Aim between frames target and target+1 so rounding in stored timestamps cannot skip target.
-        pts = info.start_pts + int((target + Fraction(1, 2)) / (info.rate * info.time_base))
-        container.seek(pts, stream=stream, backward=True, any_frame=False)
-        first = True
-        for frame in container.decode(stream):
-            if frame.pts is None:
-                yield from self._count_from_start(container, stream, info)
+    def _frames_from(self, pool: _Pool, index: VideoIndex, target: int) -> Iterator[tuple[int, object]]:
+        """Decoded (index, frame) pairs, in display order, from a keyframe at or before ``target`` onwards."""
+        if index.counted:
+            yield from self._count_from_start(pool)
+            return
+        key = index.keyframe_before(target)
+        # A demuxer's own seek index may disagree with the packets' keyframe flags and land after the target:
+        # then try the keyframe before, then the very start (a fresh container), which always works.
+        for attempt in dict.fromkeys((key, key - 1, -1) if key >= 0 else (-1,)):
+            if attempt < 0:
+                pool.drop(self.path)
+            container = pool.get(self.path)
+            stream = container.streams.video[0]
+            if attempt >= 0:
+                container.seek(index.seek_ts[attempt], stream=stream, backward=True, any_frame=False)
+            first, untimed = True, False
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    untimed = True
+                    break
+                position = index.position(frame.pts)
+                if position is None:
+                    raise DataError(self.path, f"the decoder returned a frame at {float(frame.pts * index.time_base):.6f}"
+                                               f" s, a time no packet of the file has: cannot tell which frame it is")
+                if first and position > target and attempt >= 0:
+                    break  # overshot: try an earlier start
+                first = False
+                yield position, frame
+            else:
                 return
-            index = info.index(frame.pts)
-            if first and index > target and target > 0:
-                # The seek overshot (a sparse or missing index): fall back to decoding from the start.
-                yield from self._count_from_start(container, stream, info)
+            if untimed:  # a decoder that gives no timestamps: count shown frames from the start instead
+                yield from self._count_from_start(pool)
                 return
-            first = False
-            if frame.key_frame:
-                seen, at = info.seen_keyframes, bisect_left(info.seen_keyframes, index)
-                if at == len(seen) or seen[at] != index:
-                    seen.insert(at, index)
-            yield index, frame
 
-    def _count_from_start(self, container, stream, info: VideoInfo) -> Iterator[tuple[int, object]]:
-        container.seek(info.start_pts, stream=stream, backward=True, any_frame=False)
-        for index, frame in enumerate(container.decode(stream)):
-            yield index, frame
+    def _count_from_start(self, pool: _Pool) -> Iterator[tuple[int, object]]:
+        """(i, frame) for every shown frame, decoding a freshly opened container from its first packet."""
+        pool.drop(self.path)
+        container = pool.get(self.path)
+        yield from enumerate(container.decode(container.streams.video[0]))
 
     def validate(self, full: bool = False) -> list[str]:
-        """Problems with this video (empty if none): unopenable or truncated file, segment beyond its end;
-        with ``full``, every frame of the segment is decoded."""
+        """Problems with this video (empty if none): unopenable or truncated file, timing that cannot be
+        indexed, segment beyond its end; "warning: " ones are suspicious only. With ``full``, every frame
+        of the segment is decoded; without, none (see ``liv.data.check`` for the frames it reads)."""
         try:
-            info = self.info()
+            index = self.info()
         except DataError as e:
             return [str(e)]
+        if index.problem:
+            return [f"{self.path}: cannot index its frames: {index.problem}"]
         problems = []
-        if info.header_frames is not None:
-            problems.append(f"{self.path}: the header says {info.header_frames} frames but only {info.frames} are "
+        if index.counted:
+            problems.append(f"warning: {self.path}: its packets carry no timestamps; frames are counted from the "
+                            f"start, so every read decodes from the first frame (slow)")
+        if index.header_frames is not None:
+            problems.append(f"{self.path}: the header says {index.header_frames} frames but only {index.frames} are "
                             f"present (truncated file?)")
-        end = info.frames if self.end_frame is None else self.end_frame
-        if end > info.frames:
-            problems.append(f"{self.describe()}: end_frame {end} is beyond the video's {info.frames} frames")
-        if self.start_frame >= min(end, info.frames):
+        end = index.frames if self.end_frame is None else self.end_frame
+        if end > index.frames:
+            problems.append(f"{self.describe()}: end_frame {end} is beyond the video's {index.frames} frames")
+        if self.start_frame >= min(end, index.frames):
             problems.append(f"{self.describe()}: start_frame {self.start_frame} leaves no frames "
-                            f"(the video has {info.frames})")
+                            f"(the video has {index.frames})")
         elif full:
             try:
-                for _ in self._decode(list(range(self.start_frame, min(end, info.frames)))):
+                for _ in self._decode(list(range(self.start_frame, min(end, index.frames)))):
                     pass
             except DataError as e:
                 problems.append(str(e))
         return problems
+
+
+def _at(index: VideoIndex, frame: int) -> str:
+    return "" if index.counted else f" (shown at {index.seconds(frame):.6f} s)"
 
 
 def read_video_manifest(path: str | os.PathLike[str], errors: list[DataError] | None = None) -> EpisodeDataset:
@@ -316,71 +299,3 @@ def read_video_file(path: str | os.PathLike[str], text: str) -> EpisodeDataset:
         raise DataError(str(path), "video file not found")
     episode = Episode(frames=VideoFrames(path), text=text, source=str(path))
     return EpisodeDataset([episode], root=str(path), format="video")
-
-
-def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: float = 10, codec: str | None = None,
-                pix_fmt: str | None = None, lossless: bool = False, gop: int = 10,
-                options: dict[str, str] | None = None) -> Path:
-    """Encode ``frames`` (T, H, W, 3) uint8 RGB at ``fps`` frames/s into ``path`` -> path.
-
-    The container follows the suffix. Default codecs: libx264 (mp4, mkv, mov), libvpx (webm), mpeg4
-    (avi), at high quality but lossy. ``lossless=True`` picks libx264rgb (mp4, mkv, mov) or ffv1 (avi),
-    both pixel-exact, or VP9 lossless (webm: exact in YUV 4:4:4, within ~2 levels after RGB
-    conversion). ``gop`` is the keyframe interval in frames (small values make random access cheap).
-    ``options`` are extra encoder options (e.g. ``{"crf": "0"}``). yuv420p needs even H and W.
-    """
-    av = _av()
-    path = Path(path)
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(f"{path}: frames must be (T, H, W, 3) uint8 with T >= 1, got {frames.shape} {frames.dtype}")
-    suffix = path.suffix.lower()
-    if suffix not in _CODECS:
-        raise ValueError(f"{path}: unsupported container {suffix!r}; use one of {', '.join(_CODECS)}")
-    opts: dict[str, str] = {}
-    if lossless:
-        codec, pix_fmt, preset = _LOSSLESS[suffix]
-        opts = dict(preset)
-    else:
-        codec = codec or _CODECS[suffix]
-        opts = {"libx264": {"crf": "12"}, "libvpx": {"crf": "4", "b": "20M"}, "libvpx-vp9": {"crf": "10", "b": "0"}
-                }.get(codec, {})
-        pix_fmt = pix_fmt or "yuv420p"
-    opts.update(options or {})
-    height, width = frames.shape[1:3]
-    if pix_fmt == "yuv420p" and (height % 2 or width % 2):
-        raise ValueError(f"{path}: {codec} with pix_fmt yuv420p needs even height and width, got {height}x{width}; "
-                         f"crop the frames or pass pix_fmt='yuv444p' (libx264) / lossless=True")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(100_000))
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.codec_context.gop_size = gop
-        if codec == "mpeg4":
-            stream.codec_context.bit_rate = int(8 * width * height * fps)
-        stream.options = opts
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def write_video_manifest(root: str | os.PathLike[str], episodes: Iterable[tuple[str, np.ndarray]],
-                         container: str = "mp4", fps: float = 10, **video_options) -> Path:
-    """Write each (text, frames (T, H, W, 3) uint8) as ``root/videos/episode_XXXXXX.<container>`` plus
-    ``root/manifest.csv`` with columns ``path,text`` -> manifest path. ``video_options`` go to
-    :func:`write_video`."""
-    root = Path(root)
-    rows = []
-    for k, (text, frames) in enumerate(episodes):
-        name = f"videos/episode_{k:06d}.{container.lstrip('.')}"
-        write_video(root / name, frames, fps=fps, **video_options)
-        rows.append([name, text])
-    manifest = root / MANIFEST_NAME
-    with open(manifest, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "text"])
-        writer.writerows(rows)
-    return manifest

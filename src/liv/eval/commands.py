@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from liv.data.episodes import DataError
 from liv.data.frame_folders import decode_image
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ class RewardArgs:
     gamma: float = 0.98
     """Discount for --scale value."""
     fps: float | None = None
-    """Frame rate for time_s and the animation when the data has none (frame folders; default 30)."""
+    """Frame rate for time_s and the animation when the data has none (frame folders; default 30). Given, it
+    also replaces a video's own timestamps in time_s (frame / fps)."""
     format: DataFormat = "auto"
     """Dataset format of INPUT / --data: auto, frames, video or lerobot."""
     camera: str | None = None
@@ -155,6 +157,18 @@ def _fps(episode: Episode, given: float | None) -> float:
     return 30.0
 
 
+def _frame_times(episode: Episode, fps: float, given: bool) -> np.ndarray:
+    """(T,) seconds of each frame from the first: the file's own timestamps (a variable frame rate shows),
+    else frame / fps; ``given`` (--fps) always counts frames at that rate."""
+    times = getattr(episode.frames, "times", None)
+    if not given and callable(times):
+        try:
+            return np.asarray(times(), dtype=np.float64)
+        except DataError:  # no usable timestamps in the file: fall back to the nominal rate
+            pass
+    return np.arange(len(episode)) / fps
+
+
 def embed_episode(model: LIVModel, episode: Episode, batch_size: int, progress: bool = False,
                   read_ahead_chunks: int | None = None) -> Any:
     """(T, D) float32 image embeddings of an episode, decoded and encoded a chunk at a time.
@@ -219,7 +233,7 @@ def run_reward(args: RewardArgs) -> int:
     goal_emb = embed_goals(model, goals)
     frame_emb = embed_episode(model, episode, args.batch_size, progress=True)
     scores = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
-    times = np.arange(len(episode)) / fps
+    times = _frame_times(episode, fps, given=args.fps is not None)
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
