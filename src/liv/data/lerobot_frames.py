@@ -218,12 +218,12 @@ class LeRobotVideoFrames:
                 f"are found at their rows' timestamps")
 
     def validate(self, full: bool = False) -> list[str]:
-        """Problems (empty if none): timestamps that are not their rows' frame times (see
-        :mod:`liv.data.lerobot_timestamps`), missing file, segment outside the video, frame count !=
-        parquet rows; a "warning: " when the video's frame rate is not info.json's fps.
+        """Problems, one line each (empty if none); none raised, nothing decoded unless ``full``.
 
-        ``full`` decodes every frame of the episode whose row has a good timestamp and checks each
-        wanted timestamp has a frame.
+        Errors: rows whose timestamp is not their frame's time (the first named with its data file,
+        episode and row; see :mod:`liv.data.lerobot_timestamps`), missing file, segment outside the
+        video, frame count != parquet rows. A line starting "warning: " when the video's frame rate is
+        not info.json's fps. ``full`` also decodes every frame whose row has a good timestamp.
         """
         where = self.describe()
         timing = self.times.problem()
@@ -320,8 +320,11 @@ class LeRobotImageFrames:
         return np.stack([decoded[i] for i in idx])
 
     def validate(self, full: bool = False) -> list[str]:
-        """Problems (empty if none): missing file; with ``full``, images that do not decode; a
-        "warning: " for timestamps that are not their rows' frame times (LeRobot refuses such data)."""
+        """Problems, one line each (empty if none): missing file; with ``full``, images that do not decode.
+
+        Timestamps that are not their rows' frame times give a line starting "warning: " (LeRobot
+        refuses such data; liv finds these frames by row, so it reads the right ones).
+        """
         timing = None if self.times is None else self.times.problem()
         warnings = [] if timing is None else [f"warning: {timing} (liv reads these images by row, so it reads "
                                               f"the right ones; LeRobot refuses out-of-sync timestamps)"]
