@@ -34,6 +34,7 @@ import numpy as np
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset
 from liv.data.lerobot_frames import LeRobotImageFrames, LeRobotVideoFrames, parquet
+from liv.data.lerobot_timestamps import EpisodeTimes
 from liv.data.lerobot_write import V21_DATA, V21_VIDEO, V30_DATA, V30_VIDEO, write_lerobot
 
 __all__ = ["LeRobotImageFrames", "LeRobotVideoFrames", "read_lerobot", "write_lerobot"]
@@ -248,7 +249,7 @@ def read_lerobot(root: str | os.PathLike[str], camera: str | None = None, *,
     cam = _choose_camera(info, camera, str(root / "meta" / "info.json"))
     records, tasks = (_records_v21 if info["codebase_version"] == "v2.1" else _records_v30)(root, info, cam)
     success_col = next((c for c in SUCCESS_COLUMNS if c in info["features"]), None)
-    wanted = ["episode_index", "timestamp", "task_index", "action", "observation.state", success_col]
+    wanted = ["episode_index", "timestamp", "frame_index", "task_index", "action", "observation.state", success_col]
     by_file: dict[Path, list[_EpisodeRecord]] = {}
     seen: dict[int, str] = {}
     for rec in records:
@@ -320,11 +321,14 @@ def _episode(rec: _EpisodeRecord, cols: dict[str, np.ndarray], tasks: dict[int, 
     else:
         raise DataError(rec.source, "the episode has no task")
     fps = float(info["fps"])
+    frame_index = cols["frame_index"][:, 0] if "frame_index" in cols else None
     if rec.video is not None:
         path, start, end = rec.video
-        frames = LeRobotVideoFrames(path, cols["timestamp"][:, 0], fps, rec.index, start, end)
+        frames = LeRobotVideoFrames(path, cols["timestamp"][:, 0], fps, rec.index, start, end,
+                                    frame_index=frame_index, data_file=rec.data_file, row_start=row_start)
     else:
-        frames = LeRobotImageFrames(rec.data_file, camera, row_start, rec.length, rec.index)
+        times = EpisodeTimes(cols["timestamp"][:, 0], fps, rec.index, frame_index, rec.data_file, row_start)
+        frames = LeRobotImageFrames(rec.data_file, camera, row_start, rec.length, rec.index, times=times)
     success = _flags(cols[success_col], where, success_col) if success_col in cols else None
     meta = {"episode_index": rec.index, "task_index": task_index, "tasks": rec.tasks, "camera": camera, "fps": fps,
             "codebase_version": info["codebase_version"]}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from liv.data.episodes import DataError, check_indices
+from liv.data.lerobot_timestamps import EpisodeTimes
 
 _RESEEK_S = 1.0  # wanted frames further apart than this are reached by a new seek, not by decoding through
 
@@ -125,8 +126,11 @@ def decode_at_times(path: str, times: Sequence[float], fps: float, where: str) -
     return out
 
 
-def _probe(path: str) -> tuple[float, int]:
-    """(duration in seconds, frame count or 0 if the header does not say) of a video's first stream."""
+def _probe(path: str) -> tuple[float, int, float]:
+    """(duration s, frame count or 0, frame rate fps or 0) of a video's first stream, from its header.
+
+    The rate is the stream's nominal one (FFmpeg's ``r_frame_rate``), exact for constant-rate video.
+    """
     av = pyav()
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -134,7 +138,13 @@ def _probe(path: str) -> tuple[float, int]:
             duration = float(stream.duration * stream.time_base)
         else:
             duration = float(container.duration or 0) / av.time_base
-        return duration, int(stream.frames or 0)
+        rate = stream.base_rate or stream.average_rate or stream.guessed_rate
+        return duration, int(stream.frames or 0), float(rate or 0)
+
+
+def rate_disagrees(rate: float, fps: float) -> bool:
+    """Whether a video's frame ``rate`` differs from info.json's ``fps`` (relative 1e-4: 29.97 vs 30 does)."""
+    return rate > 0 and abs(rate - fps) > 1e-4 * fps
 
 
 # ------------------------------------------------------------------------------------ frame sources
@@ -144,17 +154,25 @@ class LeRobotVideoFrames:
 
     ``timestamps`` (T,) float64 are the episode's parquet ``timestamp`` column in seconds; frame i is
     the video frame at ``from_timestamp + timestamps[i]``. ``to_timestamp`` is the segment's end
-    (exclusive), None for the whole file. Containers are opened lazily, once per process.
+    (exclusive), None for the whole file. ``frame_index`` (T,) is the parquet ``frame_index`` column
+    if any; ``data_file`` and ``row_start`` (the episode's first row there) name rows in messages.
+    The timestamps are checked here, once (:class:`~liv.data.lerobot_timestamps.EpisodeTimes`): a
+    row whose timestamp is not its own frame's time is refused by :meth:`read`, never decoded.
+    Containers are opened lazily, once per process.
     """
 
     def __init__(self, path: Path, timestamps: np.ndarray, fps: float, episode_index: int,
-                 from_timestamp: float = 0.0, to_timestamp: float | None = None):
+                 from_timestamp: float = 0.0, to_timestamp: float | None = None, *,
+                 frame_index: np.ndarray | None = None, data_file: Path | None = None, row_start: int = 0):
         self.path = Path(path)
-        self.timestamps = np.asarray(timestamps, dtype=np.float64)
+        self.timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
         self.fps = float(fps)
         self.episode_index = int(episode_index)
         self.from_timestamp = float(from_timestamp)
         self.to_timestamp = None if to_timestamp is None else float(to_timestamp)
+        self.times = EpisodeTimes(self.timestamps, self.fps, self.episode_index, frame_index,
+                                  self.path if data_file is None else data_file, row_start)
+        self._rate: float | None = None  # the video's own frame rate, probed when a read fails
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -165,45 +183,79 @@ class LeRobotVideoFrames:
         return f"{self.path} [{self.from_timestamp:.4f} s, {self.to_timestamp:.4f} s) (episode {self.episode_index})"
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked (each decoded once)."""
+        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked (each decoded once).
+
+        Raises DataError naming the data file, episode and row when an asked row's timestamp is not
+        its own frame's time (nothing is decoded then), or naming the video when a frame cannot be
+        decoded (adding the video's frame rate when it disagrees with ``fps``).
+        """
         idx = check_indices(indices, len(self), self.describe())
         if not idx:
             return np.zeros((0, 0, 0, 3), np.uint8)
+        self.times.refuse(idx)
         unique = sorted(set(idx), key=lambda i: self.timestamps[i])
         times = [self.from_timestamp + self.timestamps[i] for i in unique]
-        frames = dict(zip(unique, decode_at_times(str(self.path), times, self.fps, self.describe())))
+        try:
+            decoded = decode_at_times(str(self.path), times, self.fps, self.describe())
+        except DataError as e:
+            note = self._rate_note()
+            if note:
+                raise DataError(e.where, f"{e.problem}; {note}") from None
+            raise
+        frames = dict(zip(unique, decoded))
         return np.stack([frames[i] for i in idx])
 
-    def validate(self, full: bool = False) -> list[str]:
-        """Problems (empty if none): missing file, segment outside the video, frame count != parquet rows.
+    def _rate_note(self) -> str | None:
+        """Why reads by time fail when the video's frame rate is not info.json's fps; None if they agree."""
+        if self._rate is None:
+            try:
+                self._rate = _probe(str(self.path))[2]
+            except Exception:  # the read's own error says what is wrong with the file
+                self._rate = 0.0
+        if not rate_disagrees(self._rate, self.fps):
+            return None
+        return (f"the video runs at {self._rate:g} fps but meta/info.json says fps {self.fps:g}, and frames "
+                f"are found at their rows' timestamps")
 
-        ``full`` decodes every frame of the episode and checks each wanted timestamp has a frame.
+    def validate(self, full: bool = False) -> list[str]:
+        """Problems, one line each (empty if none); none raised, nothing decoded unless ``full``.
+
+        Errors: rows whose timestamp is not their frame's time (the first named with its data file,
+        episode and row; see :mod:`liv.data.lerobot_timestamps`), missing file, segment outside the
+        video, frame count != parquet rows. A line starting "warning: " when the video's frame rate is
+        not info.json's fps. ``full`` also decodes every frame whose row has a good timestamp.
         """
         where = self.describe()
+        timing = self.times.problem()
+        problems = [] if timing is None else [timing]
         if not self.path.is_file():
-            return [f"{where}: video file not found"]
+            return problems + [f"{where}: video file not found"]
         try:
-            duration, frames = _probe(str(self.path))
+            duration, frames, rate = _probe(str(self.path))
         except Exception as e:  # PyAV raises many types for a damaged file
-            return [f"{where}: cannot open the video ({type(e).__name__}: {e})"]
+            return problems + [f"{where}: cannot open the video ({type(e).__name__}: {e})"]
+        self._rate = rate
         tol = 0.4 / self.fps
-        problems = []
+        found = []
         end = duration if self.to_timestamp is None else self.to_timestamp
         if self.to_timestamp is not None and (self.to_timestamp > duration + tol or self.from_timestamp < -tol):
-            problems.append(f"{where}: the segment lies outside the video, which lasts {duration:.4f} s")
+            found.append(f"{where}: the segment lies outside the video, which lasts {duration:.4f} s")
         if self.to_timestamp is None and frames:
             in_video = frames
         else:
             in_video = round((end - self.from_timestamp) * self.fps)
         if in_video != len(self):
-            problems.append(f"{where}: the video has {in_video} frames for this episode at {self.fps:g} fps but "
-                            f"the parquet data has {len(self)} rows")
-        if full and not problems:
+            found.append(f"{where}: the video has {in_video} frames for this episode at {self.fps:g} fps but "
+                         f"the parquet data has {len(self)} rows")
+        if rate_disagrees(rate, self.fps):
+            problems.append(f"warning: {where}: the video's frame rate is {rate:g} fps but meta/info.json says fps "
+                            f"{self.fps:g}; frames are found at their rows' timestamps, so some may be missed")
+        if full and not found:
             try:
-                self.read(range(len(self)))
+                self.read(np.setdiff1d(np.arange(len(self)), self.times.bad))
             except DataError as e:
-                problems.append(str(e))
-        return problems
+                found.append(str(e))
+        return problems + found
 
 
 class LeRobotImageFrames:
@@ -211,14 +263,18 @@ class LeRobotImageFrames:
 
     Rows ``[row_start, row_start + length)`` of column ``column`` in ``path``; each cell is a
     ``{bytes, path}`` struct holding a PNG/JPEG. Read by row group, lazily, once per process.
+    ``times``: the episode's checked timestamps, if known; frames are found by row, not by time, so
+    bad timestamps are only a warning of :meth:`validate` here.
     """
 
-    def __init__(self, path: Path, column: str, row_start: int, length: int, episode_index: int):
+    def __init__(self, path: Path, column: str, row_start: int, length: int, episode_index: int, *,
+                 times: EpisodeTimes | None = None):
         self.path = Path(path)
         self.column = column
         self.row_start = int(row_start)
         self.length = int(length)
         self.episode_index = int(episode_index)
+        self.times = times
 
     def __len__(self) -> int:
         return self.length
@@ -264,12 +320,19 @@ class LeRobotImageFrames:
         return np.stack([decoded[i] for i in idx])
 
     def validate(self, full: bool = False) -> list[str]:
-        """Problems (empty if none): missing file; with ``full``, images that do not decode."""
+        """Problems, one line each (empty if none): missing file; with ``full``, images that do not decode.
+
+        Timestamps that are not their rows' frame times give a line starting "warning: " (LeRobot
+        refuses such data; liv finds these frames by row, so it reads the right ones).
+        """
+        timing = None if self.times is None else self.times.problem()
+        warnings = [] if timing is None else [f"warning: {timing} (liv reads these images by row, so it reads "
+                                              f"the right ones; LeRobot refuses out-of-sync timestamps)"]
         if not self.path.is_file():
-            return [f"{self.describe()}: parquet file not found"]
+            return warnings + [f"{self.describe()}: parquet file not found"]
         if full:
             try:
                 self.read(range(len(self)))
             except DataError as e:
-                return [str(e)]
-        return []
+                return warnings + [str(e)]
+        return warnings
