@@ -100,15 +100,14 @@ def run_embed(args: EmbedArgs) -> int:
     import torch
 
     import liv
+    from liv.data.images import read_image
 
     if not args.text and not args.images:
         raise ValueError("nothing to embed: give --text and/or --images")
+    frames = [read_image(p) for p in args.images]  # before loading the model: a bad file fails fast
     model = liv.load(args.model, device=args.device)
     text_emb = model.encode_texts(args.text) if args.text else torch.empty(0, model.embed_dim)
-    if args.images:
-        from liv.data.frame_folders import decode_image
-
-        frames = [decode_image(p) for p in args.images]
+    if frames:
         image_emb = torch.cat([model.encode_images(f) for f in frames])
     else:
         image_emb = torch.empty(0, model.embed_dim)

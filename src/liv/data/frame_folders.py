@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
+from liv.data.images import read_image
 
 MANIFEST_NAME = "manifest.csv"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -121,20 +122,6 @@ def collect_rows(rows: Iterable[tuple[int, Row]], path: Path, build, errors: lis
 
 # ------------------------------------------------------------------------------------------ images
 
-def decode_image(path: Path) -> np.ndarray:
-    """Decode an image file -> (H, W, 3) uint8 RGB (other modes converted, alpha dropped).
-
-    Raises FileNotFoundError if absent and DataError naming the file if it cannot be decoded.
-    """
-    try:
-        with Image.open(path) as im:
-            return np.array(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # Pillow signals corrupt data with many types (OSError, SyntaxError, zlib.error, ...)
-        raise DataError(str(path), f"cannot decode image ({type(e).__name__}: {e})") from None
-
-
 @functools.lru_cache(maxsize=16)
 def _listing(directory: str, mtime_ns: int) -> frozenset[str]:
     # Keyed by mtime so a changed folder is listed again; many episodes can share one folder (EPIC).
@@ -173,7 +160,7 @@ class _ImageFrames:
         tried = self.candidates(i)
         for name in tried:
             try:
-                frame = decode_image(self.directory / name)
+                frame = read_image(self.directory / name)
             except FileNotFoundError:
                 continue
             self._found(name)
@@ -184,7 +171,8 @@ class _ImageFrames:
         """Hook: file ``name`` held a frame (lets a source try that kind of file first next time)."""
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked; each file is decoded once."""
+        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked; each file is decoded once
+        (by :func:`liv.data.images.read_image`: deeper images scaled or refused)."""
         idx = check_indices(indices, len(self), self.describe())
         decoded = {i: self._decode(i) for i in dict.fromkeys(idx)}
         if not decoded:
@@ -224,7 +212,7 @@ class _ImageFrames:
                 if name is None:
                     continue
                 try:
-                    frame = decode_image(self.directory / name)
+                    frame = read_image(self.directory / name)
                 except (DataError, OSError) as e:
                     problems.append(str(e))
                     continue

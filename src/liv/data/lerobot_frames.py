@@ -301,8 +301,9 @@ class LeRobotImageFrames:
         return out
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked (each decoded once)."""
-        from PIL import Image
+        """Frames at ``indices`` -> (K, H, W, 3) uint8 RGB in the order asked (each decoded once, by
+        :func:`liv.data.images.read_image`: deeper images scaled or refused)."""
+        from liv.data.images import read_image
 
         idx = check_indices(indices, len(self), self.describe())
         if not idx:
@@ -312,11 +313,7 @@ class LeRobotImageFrames:
             data = cell.get("bytes") if isinstance(cell, dict) else None
             if not data:
                 raise DataError(self.describe(), f"frame {i}: the image is not embedded in the parquet file")
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    decoded[i] = np.array(im.convert("RGB"), dtype=np.uint8)
-            except Exception as e:  # Pillow signals corrupt data with many exception types
-                raise DataError(self.describe(), f"frame {i}: cannot decode the image ({e})") from None
+            decoded[i] = read_image(io.BytesIO(data), where=f"{self.describe()} frame {i}")
         return np.stack([decoded[i] for i in idx])
 
     def validate(self, full: bool = False) -> list[str]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from liv.data.episodes import DataError
-from liv.data.frame_folders import decode_image
+from liv.data.images import read_image
 
 if TYPE_CHECKING:
     from liv.data.episodes import Episode, EpisodeDataset
@@ -226,7 +226,7 @@ def run_reward(args: RewardArgs) -> int:
         raise ValueError(f"{episode.source}: the episode has no frames")
 
     texts = list(args.goal) or ([] if args.goal_image else [episode.text])
-    goals: list[Any] = texts + [decode_image(p) for p in args.goal_image]
+    goals: list[Any] = texts + [read_image(p) for p in args.goal_image]
     labels = _unique([slug(t) for t in texts] + [slug(p.stem) for p in args.goal_image])
     model = liv.load(args.model, device=args.device)
     fps = _fps(episode, args.fps)
@@ -284,11 +284,12 @@ def _reward_dataset(args: RewardArgs) -> int:
     if args.out.suffix.lower() != ".parquet":
         raise ValueError(f"with --data, --out must be a .parquet file, got {args.out}")
     dataset = _open(args.data, args.format, args.camera)
+    goal_images = [(p.name, read_image(p)) for p in args.goal_image]  # before loading the model: fail fast
     model = liv.load(args.model, device=args.device)
     extras = list(dict.fromkeys(args.goal))
     texts = list(dict.fromkeys(list(dataset.texts) + extras))
     text_emb = dict(zip(texts, model.encode_texts(texts))) if texts else {}  # every text once
-    image_goals = [(p.name, model.encode_images(decode_image(p))[0]) for p in args.goal_image]
+    image_goals = [(name, model.encode_images(image)[0]) for name, image in goal_images]
     cols: dict[str, list] = {k: [] for k in ("episode", "task", "frame", "goal", "value", "reward")}
     for index, episode in enumerate(tqdm(dataset, desc="episodes", unit="episode", disable=None, file=sys.stderr)):
         if len(episode) == 0:
