@@ -46,9 +46,9 @@ def test_frames_embedded_once_and_texts_batched(model, frames, monkeypatch):
         calls["images"].append(len(x))
         return enc_images(x, batch_size=batch_size)
 
-    def count_texts(texts, batch_size=256):
+    def count_texts(texts, batch_size=256, strict_text=False):
         calls["texts"].append(list(texts))
-        return enc_texts(texts, batch_size=batch_size)
+        return enc_texts(texts, batch_size=batch_size, strict_text=strict_text)
 
     monkeypatch.setattr(model, "encode_images", count_images)
     monkeypatch.setattr(model, "encode_texts", count_texts)

@@ -133,7 +133,7 @@ def test_other_context_length():
     full = tokenize(text)[0]
     n = count_tokens(text)
     assert tokenize(text, context_length=n + 2).tolist() == [full[: n + 2].tolist()]
-    short = tokenize(text, context_length=5)
+    short = tokenize(text, context_length=5, truncate=True)
     assert short.shape == (1, 5)
     assert short[0].tolist() == full[:4].tolist() + [EOT_TOKEN]
     with pytest.raises(ValueError, match="text 0"):
@@ -165,7 +165,7 @@ def test_decode_non_ascii_and_truncated_bytes():
     assert decode(tokenize("café crème brûlée")[0]).split() == ["café", "crème", "brûlée"]
     # Truncation can cut a multi-byte character; decoding must not fail.
     for length in range(3, 8):
-        row = tokenize("日本語のテキスト", context_length=length)[0]
+        row = tokenize("日本語のテキスト", context_length=length, truncate=True)[0]
         assert isinstance(decode(row), str)
     with pytest.raises(ValueError):
         decode([VOCAB_SIZE])
@@ -184,3 +184,8 @@ def test_non_string_input_raises_type_error(bad):
 def test_non_string_in_batch_names_index():
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         tokenize(["open microwave", 7])
+
+
+def test_truncate_takes_true_false_or_warn():
+    with pytest.raises(ValueError, match="truncate must be True, False or 'warn'"):
+        tokenize("open microwave", truncate="error")  # type: ignore[arg-type]

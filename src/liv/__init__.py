@@ -14,7 +14,7 @@ from liv.loading import create, load
 from liv.model import LIVModel, ModelConfig
 from liv.models.clip import CLIPConfig
 from liv.models.presets import PRESETS
-from liv.models.tokenizer import tokenize
+from liv.models.tokenizer import TextTruncatedWarning, tokenize
 
-__all__ = ["CLIPConfig", "CheckpointError", "LIVModel", "ModelConfig", "PRESETS", "create", "load", "tokenize",
-           "__version__"]
+__all__ = ["CLIPConfig", "CheckpointError", "LIVModel", "ModelConfig", "PRESETS", "TextTruncatedWarning", "create",
+           "load", "tokenize", "__version__"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class EmbedArgs:
     """Texts to embed (repeat the option or give several values)."""
     images: list[Path] = field(default_factory=list)
     """Image files (PNG/JPEG) to embed."""
+    strict_text: bool = False
+    """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     normalize: bool = False
     """L2-normalise the embeddings (the reference returns them unnormalised)."""
     device: str = "cpu"
@@ -106,7 +109,8 @@ def run_embed(args: EmbedArgs) -> int:
         raise ValueError("nothing to embed: give --text and/or --images")
     frames = [read_image(p) for p in args.images]  # before loading the model: a bad file fails fast
     model = liv.load(args.model, device=args.device)
-    text_emb = model.encode_texts(args.text) if args.text else torch.empty(0, model.embed_dim)
+    text_emb = (model.encode_texts(args.text, strict_text=args.strict_text) if args.text
+                else torch.empty(0, model.embed_dim))
     if frames:
         image_emb = torch.cat([model.encode_images(f) for f in frames])
     else:
@@ -211,17 +215,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(prefix: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing liv's own warnings as one ``PREFIX: warning: ...`` line.
+
+    Python's format (``file:line: Category: message`` plus the source line) points users at liv's
+    internals rather than at what they typed; other libraries' warnings keep it.
+    """
+    from liv.models.tokenizer import TextTruncatedWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, TextTruncatedWarning):
+            print(f"{prefix}: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `liv` command line; returns the exit status (errors print one clear line, status 2)."""
     from liv.checkpoints.errors import CheckpointError
     from liv.data.episodes import DataError
+    from liv.models.tokenizer import TextTruncatedWarning
 
     ns = build_parser().parse_args(argv)
     command = COMMANDS[ns._command]
     cls = command.args()
     try:
-        return command.run(given_fields(cls, ns) if command.presets else dataclass_from_args(cls, ns))
-    except (CheckpointError, DataError, ValueError, FileNotFoundError) as e:
+        with warnings.catch_warnings():  # restores showwarning when main() is called in-process
+            warnings.showwarning = _one_line_warnings(f"liv {ns._command}")
+            return command.run(given_fields(cls, ns) if command.presets else dataclass_from_args(cls, ns))
+    # A TextTruncatedWarning arrives as an exception where a filter turns it into an error
+    # (warnings.simplefilter("error", liv.TextTruncatedWarning) in a program that calls main()).
+    except (CheckpointError, DataError, ValueError, FileNotFoundError, TextTruncatedWarning) as e:
         print(f"liv {ns._command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -72,9 +72,20 @@ class LIVModel(nn.Module):
         model's device (R = ``image_resolution``)."""
         return preprocess(frames, self.image_resolution, antialias=self.config.antialias, device=self.device)
 
-    def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
-        """Texts -> (N, context_length) int64 token ids on the model's device (long texts truncated)."""
-        return tokenize(texts, context_length=self.config.clip.context_length, truncate=True).to(self.device)
+    def tokenize(self, texts: str | Sequence[str], strict_text: bool = False) -> torch.Tensor:
+        """Texts -> (N, context_length) int64 token ids on the model's device.
+
+        A text longer than the context is cut to fit, with a :class:`liv.TextTruncatedWarning` the first
+        time that text is seen; with ``strict_text`` it raises ValueError instead (naming the text and
+        its token count).
+        """
+        return self._host_tokens(texts, strict_text).to(self.device)
+
+    def _host_tokens(self, texts: str | Sequence[str], strict_text: bool) -> torch.Tensor:
+        # The one place where inference decides about over-long texts: every text-embedding path
+        # (encode_texts, goals, values, rewards, the CLI, the Gymnasium wrappers) comes through here.
+        return tokenize(texts, context_length=self.config.clip.context_length,
+                        truncate=False if strict_text else "warn")
 
     def forward(self, pixels: torch.Tensor | None = None, tokens: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -114,23 +125,27 @@ class LIVModel(nn.Module):
                       for i in range(0, frames.shape[0], batch_size)]
         return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim, device=self.device)
 
-    def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256, strict_text: bool = False
+                     ) -> torch.Tensor:
         """Embed texts: a string or N strings -> (N, D) float32 on the model's device (unnormalised).
 
-        Texts longer than the context are truncated with the end token kept last, as the reference.
+        A text longer than the context (``context_length`` tokens with its start and end) is cut with
+        the end token kept last, as the reference does, and a :class:`liv.TextTruncatedWarning` names
+        it and its token count (once per distinct text): two texts that differ only after the cut get
+        the same embedding. ``strict_text=True`` raises ValueError instead, before anything is encoded.
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        tokens = self._host_tokens(texts, strict_text)
         with self._inference():
             # host tokens: the text tower cuts them on the CPU and copies them over without a device sync
-            chunks = [self.clip.encode_text(tokenize(texts[i:i + batch_size], self.config.clip.context_length))
-                      for i in range(0, len(texts), batch_size)]
+            chunks = [self.clip.encode_text(tokens[i:i + batch_size]) for i in range(0, len(tokens), batch_size)]
         return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim, device=self.device)
 
-    def encode_goal(self, goal: str | np.ndarray | torch.Tensor) -> torch.Tensor:
+    def encode_goal(self, goal: str | np.ndarray | torch.Tensor, strict_text: bool = False) -> torch.Tensor:
         """A goal -> its (D,) embedding. The goal is a text (str), an image ((H, W, 3) uint8 or float in
-        [0, 1]), or an already computed embedding (a 1-D float tensor/array of length D)."""
+        [0, 1]), or an already computed embedding (a 1-D float tensor/array of length D). Over-long
+        texts: see :meth:`encode_texts`. Raises ValueError / TypeError for anything else."""
         if isinstance(goal, str):
-            return self.encode_texts([goal])[0]
+            return self.encode_texts([goal], strict_text=strict_text)[0]
         if isinstance(goal, np.ndarray):
             goal = torch.from_numpy(goal)
         if isinstance(goal, torch.Tensor) and goal.ndim == 1:
@@ -144,30 +159,33 @@ class LIVModel(nn.Module):
                         f"{type(goal).__name__} with shape {tuple(getattr(goal, 'shape', ()))}")
 
     def similarity(self, frames: np.ndarray | torch.Tensor, goal: str | np.ndarray | torch.Tensor,
-                   batch_size: int = 64) -> torch.Tensor:
+                   batch_size: int = 64, strict_text: bool = False) -> torch.Tensor:
         """Cosine similarity S(phi(o), goal) of each frame with one goal: -> (N,) float32 in [-1, 1].
 
-        ``frames`` as in :meth:`encode_images`; ``goal`` as in :meth:`encode_goal`. This is the LIV
-        value up to the factor 1 / (1 - gamma); its increments are the potential-based reward.
+        ``frames`` as in :meth:`encode_images`; ``goal`` and ``strict_text`` as in :meth:`encode_goal`.
+        This is the LIV value up to the factor 1 / (1 - gamma); its increments are the potential-based
+        reward.
         """
-        goal_emb = self.encode_goal(goal)
+        goal_emb = self.encode_goal(goal, strict_text=strict_text)
         frame_emb = self.encode_images(frames, batch_size=batch_size)
         return torch.nn.functional.cosine_similarity(frame_emb, goal_emb.unsqueeze(0), dim=-1)
 
     def values(self, frames: np.ndarray | torch.Tensor, goals: Any, scale: str = "similarity",
-               gamma: float = 0.98, batch_size: int = 64) -> torch.Tensor:
+               gamma: float = 0.98, batch_size: int = 64, strict_text: bool = False) -> torch.Tensor:
         """Similarity or value of frames for one goal -> (N,), or for a list of G goals -> (N, G);
         frames are embedded once. See :func:`liv.reward.values`."""
         from liv.reward import values
 
-        return values(self, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size)  # type: ignore[arg-type]
+        return values(self, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size,  # type: ignore[arg-type]
+                      strict_text=strict_text)
 
     def rewards(self, frames: np.ndarray | torch.Tensor, goals: Any, scale: str = "similarity",
-                gamma: float = 0.98, batch_size: int = 64) -> torch.Tensor:
+                gamma: float = 0.98, batch_size: int = 64, strict_text: bool = False) -> torch.Tensor:
         """Potential-based reward S(o_t+1) - S(o_t) -> (N-1,) or (N-1, G). See :func:`liv.reward.rewards`."""
         from liv.reward import rewards
 
-        return rewards(self, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size)  # type: ignore[arg-type]
+        return rewards(self, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size,  # type: ignore[arg-type]
+                       strict_text=strict_text)
 
     # ----------------------------------------------------------------------------- persistence
     def save(self, directory: str | os.PathLike) -> None:

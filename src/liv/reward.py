@@ -49,18 +49,20 @@ def _as_goal_list(goals: Goal | Sequence[Goal]) -> list[Goal]:
     return goals
 
 
-def embed_goals(model: LIVModel, goals: Goal | Sequence[Goal]) -> torch.Tensor:
+def embed_goals(model: LIVModel, goals: Goal | Sequence[Goal], strict_text: bool = False) -> torch.Tensor:
     """Embed goals -> (G, D) float32 on the model's device, unnormalised, in the order given.
 
     ``goals`` is one goal or a sequence of goals, each a text (str), an (H, W, 3) image (uint8 or float in
     [0, 1]) or a (D,) float embedding (used as is); a (G, D) or (G, H, W, 3) array is G goals. All texts
     go through one ``encode_texts`` call and all images of one shape through one ``encode_images`` call.
+    A text longer than the model's context is cut with a ``liv.TextTruncatedWarning`` (once per text), or
+    refused with ValueError when ``strict_text`` (see ``LIVModel.encode_texts``).
     """
     items = _as_goal_list(goals)
     out: list[torch.Tensor | None] = [None] * len(items)
     text_slots = [i for i, g in enumerate(items) if isinstance(g, str)]
     if text_slots:
-        embedded = model.encode_texts([items[i] for i in text_slots])  # type: ignore[misc]
+        embedded = model.encode_texts([items[i] for i in text_slots], strict_text=strict_text)  # type: ignore[misc]
         for k, i in enumerate(text_slots):
             out[i] = embedded[k]
     images: dict[tuple, list[int]] = {}
@@ -99,7 +101,8 @@ def scores_from_embeddings(frame_embeddings: torch.Tensor, goal_embeddings: torc
 
 
 def values(model: LIVModel, frames: np.ndarray | torch.Tensor, goals: Goal | Sequence[Goal],
-           scale: Scale = "similarity", gamma: float = 0.98, batch_size: int = 64) -> torch.Tensor:
+           scale: Scale = "similarity", gamma: float = 0.98, batch_size: int = 64,
+           strict_text: bool = False) -> torch.Tensor:
     """Similarity (or value) of each frame with each goal.
 
     Args:
@@ -109,22 +112,25 @@ def values(model: LIVModel, frames: np.ndarray | torch.Tensor, goals: Goal | Seq
         scale: ``"similarity"``: S = cos(phi(o), g) in [-1, 1]; ``"value"``: S / (1 - gamma).
         gamma: discount of the value scale.
         batch_size: frames per image-tower pass.
+        strict_text: raise ValueError for a text goal longer than the model's context instead of cutting
+            it with a ``liv.TextTruncatedWarning`` (see ``LIVModel.encode_texts``).
 
     Returns a float32 tensor on the model's device. Frames are embedded once for all goals.
     """
     single = _is_single_goal(goals)
-    goal_emb = embed_goals(model, goals)
+    goal_emb = embed_goals(model, goals, strict_text=strict_text)
     frame_emb = model.encode_images(frames, batch_size=batch_size)
     out = scores_from_embeddings(frame_emb, goal_emb, scale=scale, gamma=gamma)
     return out[:, 0] if single else out
 
 
 def rewards(model: LIVModel, frames: np.ndarray | torch.Tensor, goals: Goal | Sequence[Goal],
-            scale: Scale = "similarity", gamma: float = 0.98, batch_size: int = 64) -> torch.Tensor:
+            scale: Scale = "similarity", gamma: float = 0.98, batch_size: int = 64,
+            strict_text: bool = False) -> torch.Tensor:
     """LIV's potential-based reward R_t = S(o_t+1) - S(o_t) of consecutive frames.
 
     Arguments as in :func:`values`. Returns (N-1,) for one goal or (N-1, G) for several (empty when N < 2),
     float32, in the units of ``scale`` (a ``"value"`` reward is the similarity reward / (1 - gamma)).
     """
-    v = values(model, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size)
+    v = values(model, frames, goals, scale=scale, gamma=gamma, batch_size=batch_size, strict_text=strict_text)
     return v[1:] - v[:-1]

@@ -18,8 +18,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from liv.data.sampling import min_length
 from liv.objectives import LIVWeights
-from liv.training.batches import BatchStream, StreamSpec
+from liv.training.batches import BatchStream, StreamSpec, name_some
 from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
                                         save_checkpoint)
 from liv.training.config import TrainConfig
@@ -43,14 +44,16 @@ def _initial_model(config: TrainConfig):
 
 
 def _open_data(path: Path, config: TrainConfig, check: bool):
-    """Open ``path`` with the run's format options; with ``check``, refuse it if the data check finds errors."""
+    """Open ``path`` with the run's format options; with ``check``, refuse it if the data check finds errors
+    (episodes too short to sample are only warnings)."""
     from liv.data.open import open_dataset
 
     dataset = open_dataset(path, format=config.data_format, camera=config.camera)
     if check:
         from liv.data.check import check_dataset
 
-        report = check_dataset(dataset, decode_frames=1, min_frames=3 if config.sample_mode == "segment" else 2)
+        # Too-short episodes are warnings: BatchStream leaves them out and training names them.
+        report = check_dataset(dataset, decode_frames=1, min_frames=min_length(config.sample_mode))
         if report.errors:
             shown = "\n  ".join(str(e) for e in report.errors[:20])
             raise TrainingError(f"{path}: {len(report.errors)} data problem(s); fix them or run `liv data check "
@@ -120,8 +123,11 @@ def train(config: TrainConfig) -> Path:
                           augment=config.augment == "rrc", crop_scale=config.crop_scale,
                           antialias=model.config.antialias,
                           context_length=model.config.clip.context_length if objective.uses_text else 0)
-        stream = BatchStream(dataset.episodes, spec, config.seed, config.batch_size, start_step, config.steps,
-                             info.rank, info.world_size)
+        try:
+            stream = BatchStream(dataset.episodes, spec, config.seed, config.batch_size, start_step, config.steps,
+                                 info.rank, info.world_size)
+        except ValueError as e:  # no episode long enough to sample, or a batch the processes cannot share
+            raise TrainingError(f"{config.data}: {e}") from None
         loader = DataLoader(stream, batch_size=None, num_workers=config.num_workers,
                             pin_memory=device.type == "cuda", prefetch_factor=4 if config.num_workers else None,
                             persistent_workers=False)
@@ -138,7 +144,11 @@ def train(config: TrainConfig) -> Path:
             writer = SummaryWriter(str(run_dir / "tensorboard"))
             bar = tqdm(total=config.steps, initial=start_step, disable=not config.progress, unit="step",
                        dynamic_ncols=True, desc="liv train")
-            print(f"liv train: {len(stream.episodes)} episodes ({stream.skipped} too short, skipped), "
+            if stream.skipped:
+                print(f"liv train: leaving out {stream.skipped} of {len(dataset.episodes)} episodes, too short for "
+                      f"sampling mode '{spec.mode}' (fewer than {min_length(spec.mode)} frames): "
+                      f"{name_some(stream.skipped_sources)}")
+            print(f"liv train: {len(stream.episodes)} episodes, "
                   f"{model.num_parameters() / 1e6:.1f}M parameters, objective {config.objective}, "
                   f"{info.world_size} process(es) on {device}")
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if config.bf16 and device.type == "cuda"

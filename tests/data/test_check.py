@@ -68,13 +68,14 @@ def test_every_problem_is_listed_with_its_file_and_row(tmp_path, capsys):
         f"error: {row}2: {tmp_path / 'episode_000001' / '8.png'}: cannot decode image",
         f"error: {row}3: {tmp_path / 'episode_000002'}: the manifest says num_frames=15 but only 12 frames are present",
         f"error: {row}4: empty text",
-        f"error: {row}4: {tmp_path / 'episode_000003'}: only 1 frame; sampling needs at least 2",
+        f"warning: {row}4: {tmp_path / 'episode_000003'}: only 1 frame; sampling needs at least 2, so training "
+        "leaves it out",
         f"error: {row}5: text is 80 tokens; with its start and end tokens that exceeds the context length 77",
         f"error: {row}6: num_frames 'four' is not an integer",
     ]
     for line in expected:
         assert line in out, f"missing {line!r} in:\n{out}"
-    assert "FAILED: 7 errors." in out and "5 episodes" in out
+    assert "FAILED: 6 errors." in out and "5 episodes" in out
 
 
 def test_missing_column_is_one_error(tmp_path, capsys):
@@ -122,8 +123,26 @@ def test_extra_frames_are_a_warning(tmp_path):
 def test_episodes_from_any_source(tmp_path):
     episodes = [Episode(ArrayFrames(FRAMES[:1], "a"), "t", "mem 1"), Episode(ArrayFrames(FRAMES, "b"), "t", "mem 2")]
     report = check_dataset(EpisodeDataset(episodes, "memory", "array"), full=True, min_frames=3)
-    assert [str(p) for p in report.problems] == ["error: mem 1: a: only 1 frame; sampling needs at least 3"]
+    assert [str(p) for p in report.problems] == ["warning: mem 1: a: only 1 frame; sampling needs at least 3, so "
+                                                 "training leaves it out"]
     assert report.decoded_frames == 13 and report.frame_sizes == {"48x32": 2}
+
+
+def test_an_episode_too_short_to_sample_is_a_warning(tmp_path, capsys):
+    manifest = write_frame_folders(tmp_path, EPISODES[:2] + [("wave", FRAMES[:1])] + EPISODES[2:])
+    report = check_path(tmp_path)
+    assert report.ok and [str(p) for p in report.problems] == [
+        f"warning: {manifest} row 3: {tmp_path / 'episode_000002'}: only 1 frame; sampling needs at least 2, so "
+        "training leaves it out"]
+    assert run_data_check(args(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {manifest} row 3" in out and "0 errors, 1 warning:" in out and "OK: no errors." in out
+    # Segment sampling needs 3 frames: 2 are too short there, fine for whole episodes.
+    assert run_data_check(args(tmp_path, "--min-frames", "3")) == 0
+    # An episode with no frames at all is broken, not short.
+    empty = Episode(ArrayFrames(FRAMES[:0], "none"), "t", "mem 0")
+    report = check_dataset(EpisodeDataset([empty], "memory", "array"))
+    assert [str(p) for p in report.errors] == ["error: mem 0: none: only 0 frames; sampling needs at least 2"]
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -140,7 +140,7 @@ class ColourModel:
         self.image_calls += 1
         return torch.as_tensor(np.asarray(frames), dtype=torch.float32).mean(dim=(1, 2)) / 255
 
-    def encode_texts(self, texts):
+    def encode_texts(self, texts, strict_text=False):
         self.text_calls += 1
         return torch.tensor([self.AXES[t] for t in texts])
 

@@ -7,7 +7,8 @@ from torch.utils.data import DataLoader
 
 from liv.data.episodes import ArrayFrames, Episode
 from liv.models.preprocess import resize_center_crop
-from liv.training.batches import BatchStream, StreamSpec, augment_frames, make_batch, random_resized_crop_box
+from liv.training.batches import (BatchStream, StreamSpec, augment_frames, make_batch, name_some,
+                                  random_resized_crop_box)
 
 
 class CountingFrames(ArrayFrames):
@@ -96,10 +97,20 @@ def test_ranks_draw_disjoint_shares_of_the_same_global_batch():
     assert torch.equal(torch.cat([s["pixels"] for s in shares]), whole["pixels"])
 
 
+def test_name_some_shows_the_first_names_and_counts_the_rest():
+    assert name_some(["a", "b"]) == "a, b"
+    assert name_some([f"e{i}" for i in range(8)], shown=3) == "e0, e1, e2 and 5 more"
+
+
 def test_short_episodes_are_skipped_and_impossible_data_refused():
     eps = _episodes(n=2) + [Episode(ArrayFrames(np.zeros((2, 8, 8, 3), np.uint8)), "short", "mem")]
-    assert BatchStream(eps, StreamSpec(32, mode="segment"), 0, 4, 0, 1).skipped == 1
-    with pytest.raises(ValueError, match="needs"):
+    stream = BatchStream(eps, StreamSpec(32, mode="segment"), 0, 4, 0, 1)
+    assert stream.skipped == 1 and stream.skipped_sources == ["mem"] and stream.episodes == eps[:2]
+    assert BatchStream(eps, StreamSpec(32, mode="episode"), 0, 4, 0, 1).skipped == 0
+    with pytest.raises(ValueError, match=r"no episode has the 3 frames that sampling mode 'segment' needs: all 1 "
+                                         r"are shorter \(mem\)"):
         BatchStream(eps[2:], StreamSpec(32, mode="segment"), 0, 4, 0, 1)
+    with pytest.raises(ValueError, match="there are no episodes"):
+        BatchStream([], StreamSpec(32), 0, 4, 0, 1)
     with pytest.raises(ValueError, match="divisible"):
         BatchStream(eps, StreamSpec(32), 0, 5, 0, 1, world_size=2)

@@ -154,8 +154,11 @@ def check_dataset(dataset: EpisodeDataset, decode_frames: int = 3, full: bool = 
             continue
         lengths.append(length)
         if length < min_frames:
+            # Training leaves such an episode out and goes on; one with no frames at all is broken data.
             report.problems.append(Problem(where, f"{episode.frames.describe()}: only {_count(length, 'frame')}; sampling "
-                                                  f"needs at least {min_frames}"))
+                                                  f"needs at least {min_frames}"
+                                                  + (", so training leaves it out" if length else ""),
+                                           "warning" if length else "error"))
         validated = _validate(episode, full, report)
         if full and validated is not None:
             # validate(full=True) decoded every frame and reported every problem; one frame gives the size.
@@ -286,7 +289,8 @@ class DataCheckArgs:
     """Frames decoded per episode without --full: the first and the last (what fine-tuning reads) plus random
     others up to this count (0: none)."""
     min_frames: int = 2
-    """Report episodes shorter than this (fine-tuning samples need 2 frames, segment pre-training 3)."""
+    """Warn about episodes shorter than this, which training leaves out (fine-tuning samples need 2 frames,
+    segment pre-training 3); an episode without frames is an error."""
     context_length: int = 77
     """Text context length of the model; longer texts are reported."""
     seed: int = 0

@@ -74,13 +74,13 @@ def _check_frame(frame: Any, where: str) -> np.ndarray:
 class _Scorer:
     """The goal embedding and the frame -> S computation shared by both wrappers."""
 
-    def __init__(self, model: LIVModel, goal: Goal, mode: str, scale: str, gamma: float):
+    def __init__(self, model: LIVModel, goal: Goal, mode: str, scale: str, gamma: float, strict_text: bool):
         if mode not in ("potential", "value"):
             raise ValueError(f"mode must be 'potential' or 'value', got {mode!r}")
         if scale not in ("similarity", "value"):
             raise ValueError(f"scale must be 'similarity' or 'value', got {scale!r}")
         self.model, self.mode, self.scale, self.gamma = model, mode, scale, gamma
-        self.goal_embedding = embed_goals(model, goal)  # (1, D), once: every step reuses it
+        self.goal_embedding = embed_goals(model, goal, strict_text=strict_text)  # (1, D), once: every step reuses it
 
     def similarity(self, frames: np.ndarray) -> np.ndarray:
         """(K, H, W, 3) uint8 frames -> (K,) float64 cosine similarities with the goal."""
@@ -103,18 +103,20 @@ class LIVReward(gym.Wrapper):
         camera: see :data:`Camera`.
         scale: ``"similarity"`` (S in [-1, 1]) or ``"value"`` (S / (1 - gamma), the LIV value's units).
         gamma: discount of the value scale.
+        strict_text: a text goal longer than the model's context raises ValueError here instead of being
+            cut with a ``liv.TextTruncatedWarning`` (see ``LIVModel.encode_texts``).
 
     ``step`` returns a Python float reward; ``info["env_reward"]`` holds the environment's reward and
     ``info["liv_similarity"]`` the similarity S of the new frame (also set by ``reset``).
     """
 
     def __init__(self, env: gym.Env, model: LIVModel, goal: Goal, mode: Mode = "potential",
-                 camera: Camera = None, scale: str = "similarity", gamma: float = 0.98):
+                 camera: Camera = None, scale: str = "similarity", gamma: float = 0.98, strict_text: bool = False):
         super().__init__(env)
         if camera is None and env.render_mode != "rgb_array":
             raise ValueError(f"LIVReward renders the environment: create it with render_mode='rgb_array' "
                              f"(it has {env.render_mode!r}) or pass a camera")
-        self.scorer = _Scorer(model, goal, mode, scale, gamma)
+        self.scorer = _Scorer(model, goal, mode, scale, gamma, strict_text)
         self.camera = camera
         self._last: np.ndarray | None = None
 
@@ -161,7 +163,7 @@ class LIVRewardVector(gym.vector.VectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, model: LIVModel, goal: Goal, mode: Mode = "potential",
                  camera: Callable[[Any], Sequence[Any]] | None = None, scale: str = "similarity",
-                 gamma: float = 0.98):
+                 gamma: float = 0.98, strict_text: bool = False):
         super().__init__(env)
         mode_ = env.metadata.get("autoreset_mode", "NextStep")  # Gymnasium's default when unspecified
         self._autoreset = str(getattr(mode_, "value", mode_)).lower().replace("_", "")
@@ -171,7 +173,7 @@ class LIVRewardVector(gym.vector.VectorWrapper):
         if camera is None and env.render_mode != "rgb_array":
             raise ValueError(f"LIVRewardVector renders the environments: create them with render_mode='rgb_array' "
                              f"(got {env.render_mode!r}) or pass a camera function")
-        self.scorer = _Scorer(model, goal, mode, scale, gamma)
+        self.scorer = _Scorer(model, goal, mode, scale, gamma, strict_text)
         self.camera = camera
         self._last: np.ndarray | None = None
         self._resetting = np.zeros(env.num_envs, dtype=bool)

@@ -35,6 +35,8 @@ class RewardArgs:
     """Text goals (repeat the option). Default for a dataset episode: its own text."""
     goal_image: list[Path] = field(default_factory=list)
     """Image goals: PNG/JPEG files (repeat the option)."""
+    strict_text: bool = False
+    """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     episode: int = 0
     """Which episode of a dataset INPUT to score (0-based)."""
     animate: bool = False
@@ -74,6 +76,8 @@ class EvaluateArgs:
     """Output directory for metrics.json and report.html."""
     extra_goal: list[str] = field(default_factory=list)
     """Distractor texts added as columns of the confusion matrix (e.g. "do nothing")."""
+    strict_text: bool = False
+    """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     max_episodes_per_task: int | None = None
     """Evaluate at most this many episodes of each task (the first ones); default all."""
     episodes_per_task: int = 3
@@ -100,6 +104,8 @@ class CompareArgs:
     """Output directory for compare.json and compare.html."""
     extra_goal: list[str] = field(default_factory=list)
     """Distractor texts added as columns of the confusion matrix."""
+    strict_text: bool = False
+    """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     max_episodes_per_task: int | None = None
     """Evaluate at most this many episodes of each task; default all."""
     format: DataFormat = "auto"
@@ -230,7 +236,7 @@ def run_reward(args: RewardArgs) -> int:
     labels = _unique([slug(t) for t in texts] + [slug(p.stem) for p in args.goal_image])
     model = liv.load(args.model, device=args.device)
     fps = _fps(episode, args.fps)
-    goal_emb = embed_goals(model, goals)
+    goal_emb = embed_goals(model, goals, strict_text=args.strict_text)
     frame_emb = embed_episode(model, episode, args.batch_size, progress=True)
     scores = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
     times = _frame_times(episode, fps, given=args.fps is not None)
@@ -288,7 +294,7 @@ def _reward_dataset(args: RewardArgs) -> int:
     model = liv.load(args.model, device=args.device)
     extras = list(dict.fromkeys(args.goal))
     texts = list(dict.fromkeys(list(dataset.texts) + extras))
-    text_emb = dict(zip(texts, model.encode_texts(texts))) if texts else {}  # every text once
+    text_emb = dict(zip(texts, model.encode_texts(texts, strict_text=args.strict_text))) if texts else {}  # each once
     image_goals = [(name, model.encode_images(image)[0]) for name, image in goal_images]
     cols: dict[str, list] = {k: [] for k in ("episode", "task", "frame", "goal", "value", "reward")}
     for index, episode in enumerate(tqdm(dataset, desc="episodes", unit="episode", disable=None, file=sys.stderr)):
@@ -338,7 +344,7 @@ def run_evaluate(args: EvaluateArgs) -> int:
     model = liv.load(args.model, device=args.device)
     results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                                max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
-                               progress=True)
+                               progress=True, strict_text=args.strict_text)
     results["model"]["path"] = str(args.model)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
                           title=f"LIV reward report: {args.model.name}")
@@ -370,7 +376,7 @@ def run_compare(args: CompareArgs) -> int:
         model = liv.load(path, device=args.device)
         r = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                              max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
-                             progress=True)
+                             progress=True, strict_text=args.strict_text)
         r["model"]["path"] = str(path)
         results[label] = r
         print(f"{label}: {_summary(r)}")

@@ -165,12 +165,14 @@ def _json_matrix(m: np.ndarray) -> list[list[float | None]]:
 
 def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequence[str] = (),
                      max_episodes_per_task: int | None = None, batch_size: int = 64,
-                     progress: bool = False) -> dict[str, Any]:
+                     progress: bool = False, strict_text: bool = False) -> dict[str, Any]:
     """Reward-quality metrics of ``model`` on ``dataset``, per task and overall, as a JSON-ready dict.
 
     A task is a distinct episode text. Each episode's frames are embedded once; every distinct text (task
     texts, then ``extra_goals`` distractor texts not already among them) in one call. Values are cosine
-    similarities S (VOC, negative rate and alignment do not depend on the 1/(1-gamma) scale).
+    similarities S (VOC, negative rate and alignment do not depend on the 1/(1-gamma) scale). A text longer
+    than the model's context is cut with a ``liv.TextTruncatedWarning``, or with ``strict_text`` refused
+    with ValueError before any frame is read.
 
     Which episodes count: the first ``max_episodes_per_task`` of each task (all if None) are *selected*;
     when any selected episode carries success flags (``Episode.succeeded`` not None), only successful ones
@@ -208,7 +210,7 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
             taken[k] += 1
             selected.append(index)
     has_flags = any(dataset[i].succeeded is not None for i in selected)
-    text_emb = model.encode_texts(goal_texts) if goal_texts else None
+    text_emb = model.encode_texts(goal_texts, strict_text=strict_text) if goal_texts else None
 
     def read(index: int) -> tuple[int, Any, np.ndarray | None]:
         ep = dataset[index]

@@ -11,9 +11,12 @@ import gzip
 import html
 import importlib.resources
 import os
+import sys
 import threading
+import warnings
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Literal
 
 import ftfy
 import numpy as np
@@ -39,6 +42,18 @@ _PRETOKEN_PATTERN = regex.compile(
     regex.IGNORECASE,
 )
 _WHITESPACE_RUN = regex.compile(r"\s+")
+
+Truncate = bool | Literal["warn"]
+"""What :func:`tokenize` does with a text longer than the context: ``"warn"`` cuts it and warns once per
+text (:class:`TextTruncatedWarning`), ``True`` cuts it silently, ``False`` raises ``ValueError``."""
+
+
+class TextTruncatedWarning(UserWarning):
+    """A text had more tokens than the model's context and was cut: the model ignores the rest of it.
+
+    Issued once per distinct text and context length in a process. Filter it like any warning, e.g.
+    ``warnings.simplefilter("error", liv.TextTruncatedWarning)`` to refuse such texts everywhere.
+    """
 
 
 def _byte_alphabet() -> list[tuple[int, str]]:
@@ -75,6 +90,9 @@ class BPETokenizer:
         self._vocab_path = vocab_path
         self._lock = threading.Lock()
         self._loaded = False
+        # (text, context_length) pairs already warned about: a goal scored at every step of a run
+        # would otherwise repeat the same warning thousands of times.
+        self._warned: set[tuple[str, int]] = set()
 
     def _read_vocab_bytes(self) -> bytes:
         if self._vocab_path is not None:
@@ -161,28 +179,35 @@ class BPETokenizer:
         self,
         texts: str | Sequence[str],
         context_length: int = DEFAULT_CONTEXT_LENGTH,
-        truncate: bool = True,
+        truncate: Truncate = "warn",
     ) -> torch.Tensor:
         """Token-id matrix for one text or a batch of texts.
 
         Returns an int64 tensor of shape ``(N, context_length)`` (``N = 1`` for a single ``str``);
         row ``i`` is ``[SOT, ids of texts[i]..., EOT, 0, 0, ...]``. A text that does not fit is cut
-        to ``context_length`` ids with EOT forced into the last slot when ``truncate`` is true,
-        and raises ``ValueError`` otherwise.
+        to ``context_length`` ids with EOT forced into the last slot, as CLIP does, when ``truncate`` is
+        ``"warn"`` (the default; a :class:`TextTruncatedWarning` names the text and its token count,
+        once per distinct text) or ``True`` (silently). With ``truncate=False`` it raises
+        ``ValueError`` naming the text's index, its start and end, and its token count.
         """
         batch = _as_text_list(texts)
         if not isinstance(context_length, (int, np.integer)) or context_length < 2:
             raise ValueError(f"context_length must be an int >= 2, got {context_length!r}")
+        if truncate not in (True, False, "warn"):
+            raise ValueError(f"truncate must be True, False or 'warn', got {truncate!r}")
         context_length = int(context_length)
         out = torch.zeros(len(batch), context_length, dtype=torch.long)
         for i, text in enumerate(batch):
             row = [SOT_TOKEN, *self.encode(text), EOT_TOKEN]
             if len(row) > context_length:
-                if not truncate:
-                    raise ValueError(
-                        f"text {i} ({text[:40]!r}) is too long: {len(row)} tokens with start/end, "
-                        f"{len(row) - context_length} over context_length={context_length}"
-                    )
+                if truncate is False:
+                    raise ValueError(f"text {i} {_too_long(text, len(row), context_length)}")
+                if truncate == "warn" and (text, context_length) not in self._warned:
+                    warnings.warn(f"text {_too_long(text, len(row), context_length)}; it is cut to its first "
+                                  f"{context_length} tokens and the rest is ignored", TextTruncatedWarning,
+                                  stacklevel=_first_caller_outside_liv())
+                    # Marked only once warn() returned: under an "error" filter every call raises.
+                    self._warned.add((text, context_length))
                 row = row[:context_length]
                 row[-1] = EOT_TOKEN
             out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
@@ -216,6 +241,26 @@ class BPETokenizer:
         return out.decode("utf-8", errors="replace")
 
 
+_LIV_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _first_caller_outside_liv() -> int:
+    """``stacklevel`` for a warning issued by our caller that names the user's line, not liv's internals
+    (texts reach the tokenizer through several layers: values -> embed_goals -> encode_texts -> here)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_LIV_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _too_long(text: str, num_tokens: int, context_length: int) -> str:
+    """"('start ... end') is too long: N tokens ..." -- start and end, as over-long texts often share
+    their start and differ only in the part that is cut off."""
+    shown = text if len(text) <= 72 else f"{text[:40]} ... {text[-28:]}"
+    return (f"({shown!r}) is too long: {num_tokens} tokens with start/end, {num_tokens - context_length} over "
+            f"context_length={context_length}")
+
+
 def _as_text_list(texts: str | Iterable[str]) -> list[str]:
     if isinstance(texts, str):
         return [texts]
@@ -237,11 +282,13 @@ def default_tokenizer() -> BPETokenizer:
 def tokenize(
     texts: str | Sequence[str],
     context_length: int = DEFAULT_CONTEXT_LENGTH,
-    truncate: bool = True,
+    truncate: Truncate = "warn",
 ) -> torch.Tensor:
     """CLIP token ids with the default tokenizer; see :meth:`BPETokenizer.tokenize`.
 
     Returns an int64 tensor of shape ``(N, context_length)``: ``[SOT, ids..., EOT, 0...]`` per text.
+    Over-long texts: cut with a :class:`TextTruncatedWarning` once per text (``truncate="warn"``),
+    cut silently (``True``) or refused with ``ValueError`` (``False``).
     """
     return default_tokenizer().tokenize(texts, context_length=context_length, truncate=truncate)
 

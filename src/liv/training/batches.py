@@ -126,27 +126,45 @@ def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: i
     return batch
 
 
+def name_some(names: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` names, comma-separated, and how many more there are."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 class BatchStream(IterableDataset):
     """Batches for steps [start_step, end_step) of this process's share of each global batch.
 
     With DataLoader workers, worker w makes steps start + w, start + w + W, ...; the DataLoader returns
     them round-robin, i.e. in step order. Use ``DataLoader(stream, batch_size=None, num_workers=...)``.
+
+    Episodes shorter than ``min_length(spec.mode)`` cannot be sampled and are left out: ``episodes`` holds
+    the others, ``skipped_sources`` the left-out ones' ``Episode.source``. Raises ValueError when no
+    episode is long enough, or when ``global_batch`` is not divisible by ``world_size``.
     """
 
     def __init__(self, episodes: Sequence[Episode], spec: StreamSpec, seed: int, global_batch: int,
                  start_step: int, end_step: int, rank: int = 0, world_size: int = 1):
         if global_batch % world_size:
             raise ValueError(f"batch_size {global_batch} is not divisible by the {world_size} processes")
-        usable = [e for e in episodes if len(e) >= min_length(spec.mode)]
+        needed = min_length(spec.mode)
+        usable = [e for e in episodes if len(e) >= needed]
+        self.skipped_sources = [e.source for e in episodes if len(e) < needed]
         if not usable:
-            raise ValueError(f"no episode has the {min_length(spec.mode)} frames that mode '{spec.mode}' needs")
+            raise ValueError(f"no episode has the {needed} frames that sampling mode '{spec.mode}' needs"
+                             + (f": all {len(episodes)} are shorter ({name_some(self.skipped_sources)})"
+                                if episodes else ": there are no episodes"))
         self.episodes = usable
-        self.skipped = len(episodes) - len(usable)
         self.spec = spec
         self.seed = seed
         self.start_step, self.end_step = start_step, end_step
         per_rank = global_batch // world_size
         self.sample_ids = range(rank * per_rank, (rank + 1) * per_rank)
+
+    @property
+    def skipped(self) -> int:
+        """Number of episodes left out as too short to sample."""
+        return len(self.skipped_sources)
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
