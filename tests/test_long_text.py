@@ -146,7 +146,7 @@ def test_gym_wrapper_warns_at_construction_and_strict_raises(model, long_goals):
 def files(tmp_path_factory, model):
     av = pytest.importorskip("av")  # noqa: F841
     from liv.data.frame_folders import write_frame_folders
-    from liv.data.video_files import write_video
+    from liv.data.video_write import write_video
 
     root = tmp_path_factory.mktemp("long_text")
     model.save(root / "model")
