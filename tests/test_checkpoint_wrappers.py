@@ -21,7 +21,7 @@ import liv
 from liv.checkpoints import foreign, torch_pickle
 from liv.checkpoints.foreign import CheckpointError, read_foreign_state_dict
 from liv.checkpoints.torch_pickle import DataStandIn, load_weights_only
-from liv.checkpoints.wrappers import NESTING_KEYS, WRAPPER_PREFIXES
+from liv.checkpoints.wrappers import COMPILE_WRAPPER, MAX_DEPTH, NESTING_KEYS, WRAPPER_PREFIXES
 from liv.cli import main as cli_main
 
 
@@ -47,10 +47,11 @@ def _no_stand_ins_left() -> bool:
 
 # --- key prefixes ---------------------------------------------------------------------------------
 
+_WRAPPERS = (*WRAPPER_PREFIXES, COMPILE_WRAPPER + ".")
 # Every order of up to three distinct wrappers, and each wrapper twice (a model wrapped twice over).
 _PREFIX_CHAINS = sorted(
-    {"".join(c) for n in range(4) for c in itertools.permutations(WRAPPER_PREFIXES, n)}
-    | {w + w for w in WRAPPER_PREFIXES}
+    {"".join(c) for n in range(4) for c in itertools.permutations(_WRAPPERS, n)}
+    | {w + w for w in _WRAPPERS}
 )
 
 
@@ -163,6 +164,22 @@ def test_every_layout_round_trips_through_a_file(tmp_path, original, layout, pre
     ckpt = read_foreign_state_dict(path)
     assert (ckpt.location, ckpt.format, ckpt.extras) == (location, fmt, extras)
     _assert_same(ckpt.state_dict, original)
+
+
+def test_nesting_depth_is_bounded_and_cycles_end(original):
+    path = Path("in-memory.pt")
+    deep = original
+    for _ in range(MAX_DEPTH):
+        deep = {"state_dict": deep}
+    assert foreign._unwrap(path, deep)[3] == ("state_dict",) * MAX_DEPTH
+    with pytest.raises(CheckpointError, match="no recognisable CLIP state dict"):
+        foreign._unwrap(path, {"state_dict": deep})
+    looped = {"epoch": 1, "model": original}
+    looped["state_dict"] = looped
+    assert foreign._unwrap(path, looped)[3] == ("model",)
+    del looped["model"]
+    with pytest.raises(CheckpointError, match="keys found: 'epoch', 'state_dict'"):
+        foreign._unwrap(path, looped)
 
 
 def test_layouts_cover_every_nesting_key():

@@ -153,7 +153,9 @@ def _unwrap(p: Path, obj: Any) -> tuple[Mapping, str, dict, tuple]:
             "load; save the one you want on its own"
         ) from None
     if found is None:
-        found = best_guess(obj)  # which _finish refuses, listing the keys found there
+        guess = best_guess(obj)
+        raise _no_clip_state_dict(p, guess.weights, guess.location, missing_clip_keys(plain_keys(
+            [k for k in guess.weights if isinstance(k, str)])))
     location = found.location
     if not location:
         return found.weights, "clip-state-dict", {}, location
@@ -165,18 +167,22 @@ def _unwrap(p: Path, obj: Any) -> tuple[Mapping, str, dict, tuple]:
     return found.weights, fmt, extras, location
 
 
+def _no_clip_state_dict(p: Path, raw: Mapping, location: tuple, missing: list[str]) -> CheckpointError:
+    where = f" (under {describe(location)})" if location else ""
+    shown = ", ".join(repr(k) for k in list(raw)[:8]) or "none"
+    more = f" (+{len(raw) - 8} more)" if len(raw) > 8 else ""
+    return CheckpointError(
+        p, f"no recognisable CLIP state dict: missing {', '.join(missing)}; keys found{where}: {shown}{more}"
+    )
+
+
 def _finish(p: Path, raw: Mapping, location: tuple = ()) -> dict[str, torch.Tensor]:
     keys = [k for k in raw if isinstance(k, str)]
     plain = plain_keys(keys)
     where = f" (under {describe(location)})" if location else ""
     missing = missing_clip_keys(plain)
     if missing:
-        shown = ", ".join(repr(k) for k in list(raw)[:8]) or "none"
-        more = f" (+{len(raw) - 8} more)" if len(raw) > 8 else ""
-        raise CheckpointError(
-            p, f"no recognisable CLIP state dict: missing {', '.join(missing)}; "
-            f"keys found{where}: {shown}{more}"
-        )
+        raise _no_clip_state_dict(p, raw, location, missing)
     odd = [k for k in keys if not isinstance(raw[k], torch.Tensor)]
     if odd or len(keys) != len(raw):
         raise CheckpointError(p, f"state dict{where} has non-tensor entries or keys: {odd[:5]}")

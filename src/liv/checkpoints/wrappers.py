@@ -4,12 +4,13 @@ Two kinds of wrapper, both undone here without looking at the tensors:
 
 * key prefixes, from modules that hold the CLIP model: ``module.`` (DataParallel, DDP,
   DeepSpeed, open_clip's DDP-saved checkpoints), ``model.`` (the reference LIV's ``self.model``, a
-  Lightning module's ``self.model``), ``clip.`` (liv's own :class:`~liv.model.LIVModel`, so
-  ``torch.save(model.state_dict())`` loads) and ``_orig_mod.`` (``torch.compile``). They are
-  peeled in any order and combination, each only while every key starts with it, so a real
-  parameter name is never cut. ``_orig_mod`` is also dropped where it sits inside a key (a
-  compiled submodule: ``visual._orig_mod.conv1.weight``): it is the attribute through which
-  ``torch.compile``'s wrapper holds the original module, never part of a CLIP parameter name.
+  Lightning module's ``self.model``) and ``clip.`` (liv's own :class:`~liv.model.LIVModel`, so
+  ``torch.save(model.state_dict())`` loads). They are peeled in any order and combination, each
+  only while every key starts with it, so a real parameter name is never cut. ``_orig_mod``
+  (``torch.compile``, around the whole model or inside DDP, or around a submodule:
+  ``visual._orig_mod.conv1.weight``) is dropped wherever it is a component of a key: it is the
+  attribute through which ``torch.compile``'s wrapper holds the original module, never part of
+  a CLIP parameter name.
 * nesting: training checkpoints keep the state dict under a key, next to an epoch count,
   optimizer state and so on (open_clip and Lightning: ``state_dict``; the reference LIV:
   ``liv``; PyTorch's tutorial: ``model_state_dict``; many training scripts: ``model``;
@@ -28,15 +29,14 @@ from typing import Any
 
 import torch
 
-WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "clip.")
+WRAPPER_PREFIXES = ("module.", "model.", "clip.")
+COMPILE_WRAPPER = "_orig_mod"
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "liv")
 MAX_DEPTH = 4
 
 # Present in every OpenAI CLIP state dict, whether the image tower is a ResNet or a ViT.
 REQUIRED_KEYS = ("positional_embedding", "text_projection", "logit_scale", "token_embedding.weight")
 REQUIRED_PREFIXES = ("visual.", "transformer.")
-
-_COMPILED = "_orig_mod"
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def describe(location: tuple[Any, ...]) -> str:
 
 def plain_keys(keys: list[str]) -> list[str]:
     """``keys`` without their wrapper prefixes and compile segments (same order, same length)."""
-    keys = [".".join(part for part in k.split(".") if part != _COMPILED) if _COMPILED in k else k
+    keys = [".".join(part for part in k.split(".") if part != COMPILE_WRAPPER) if COMPILE_WRAPPER in k else k
             for k in keys]
     while True:
         prefix = next((w for w in WRAPPER_PREFIXES if keys and all(k.startswith(w) for k in keys)), None)
