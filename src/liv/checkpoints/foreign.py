@@ -1,9 +1,9 @@
 """Read CLIP / LIV checkpoints written by other projects without running any of their code.
 
 Pickle-based files only ever go through ``torch.load(..., weights_only=True)``
-(:mod:`liv.checkpoints.torch_pickle`), and the CLIP weights are then looked for inside the
-usual wrappers: key prefixes and training-checkpoint nesting (:mod:`liv.checkpoints.wrappers`). OpenAI's
-TorchScript archives (``RN50.pt`` and friends) are not handed to ``torch.jit.load``, which
+(:mod:`liv.checkpoints.torch_pickle`); the CLIP weights are then looked for inside the usual
+wrappers, key prefixes and training-checkpoint nesting (:mod:`liv.checkpoints.wrappers`).
+OpenAI's TorchScript archives (``RN50.pt`` and friends) are not handed to ``torch.jit.load``, which
 would compile and run the Python-like code stored inside them; their ``data.pkl`` is read
 by a small allow-list unpickler of our own and only the tensors are kept.
 """
