@@ -51,11 +51,14 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
 
     ``path`` may be a liv model directory (``model.safetensors`` + ``config.json``), a reference LIV
     release ``model.pt``, a reference LIV training snapshot, an OpenAI CLIP TorchScript archive
-    (``RN50.pt``), or a plain CLIP state dict (``.pt``/``.pth`` or ``.safetensors``). For foreign files
-    the architecture is inferred from tensor shapes. ``antialias`` overrides the stored preprocessing
+    (``RN50.pt``), a plain CLIP state dict (``.pt``/``.pth`` or ``.safetensors``), or a training
+    checkpoint holding one (open_clip, Lightning, ``{"model": ...}`` and the like). Wrapper prefixes
+    from DataParallel/DDP, ``torch.compile`` and wrapping modules are removed (see
+    :mod:`liv.checkpoints.wrappers`). For foreign files the architecture is inferred from tensor shapes. ``antialias`` overrides the stored preprocessing
     (imported reference files default to the reference's resize without antialiasing).
 
-    Returns the model in eval mode on ``device``. Raises CheckpointError naming the file and the reason.
+    Returns the model in eval mode on ``device``. Raises CheckpointError naming the file and the reason
+    (missing, corrupt or unsafe file; no CLIP weights, or several; weights that do not fit).
     """
     path = Path(path)
     if not path.exists():
@@ -74,7 +77,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
         except ValueError as e:
             raise CheckpointError(path, str(e)) from None
         provenance = {"imported_from": str(path.resolve()), "source_format": foreign.format}
-        provenance.update({k: v for k, v in foreign.extras.items() if isinstance(v, (int, float, str))})
+        for k, v in foreign.extras.items():  # a checkpoint's own "source_format" must not mask ours
+            if isinstance(v, (int, float, str)):
+                provenance.setdefault(k, v)
         config = ModelConfig(clip=clip_config, preset=_preset_name(clip_config), antialias=False,
                              provenance=provenance)
         state_dict = foreign.state_dict

@@ -1,7 +1,9 @@
 """Read CLIP / LIV checkpoints written by other projects without running any of their code.
 
-Pickle-based files only ever go through ``torch.load(..., weights_only=True)``. OpenAI's
-TorchScript archives (``RN50.pt`` and friends) are not handed to ``torch.jit.load``, which
+Pickle-based files only ever go through ``torch.load(..., weights_only=True)``
+(:mod:`liv.checkpoints.torch_pickle`); the CLIP weights are then looked for inside the usual
+wrappers, key prefixes and training-checkpoint nesting (:mod:`liv.checkpoints.wrappers`).
+OpenAI's TorchScript archives (``RN50.pt`` and friends) are not handed to ``torch.jit.load``, which
 would compile and run the Python-like code stored inside them; their ``data.pkl`` is read
 by a small allow-list unpickler of our own and only the tensors are kept.
 """
@@ -12,7 +14,6 @@ import collections
 import io
 import os
 import pickle
-import re
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -24,18 +25,15 @@ import torch
 
 # One exception type for every checkpoint reader in liv; re-exported from here.
 from liv.checkpoints.errors import CheckpointError
+from liv.checkpoints.torch_pickle import load_weights_only
+from liv.checkpoints.wrappers import (AmbiguousWeights, best_guess, describe, find_clip_weights,
+                                      missing_clip_keys, plain_keys)
 
 __all__ = ["FORMATS", "CheckpointError", "ForeignCheckpoint", "read_foreign_state_dict"]
 
 FORMATS = ("liv-release", "liv-snapshot", "openai-torchscript", "clip-state-dict",
-           "safetensors-state-dict")
+           "safetensors-state-dict", "training-checkpoint")
 
-# Present in every OpenAI CLIP state dict, whether the image tower is a ResNet or a ViT.
-_REQUIRED_KEYS = ("positional_embedding", "text_projection", "logit_scale",
-                  "token_embedding.weight")
-_REQUIRED_PREFIXES = ("visual.", "transformer.")
-# Longest first, so that "module.model.x" loses both wrappers rather than just "module.".
-_WRAPPER_PREFIXES = ("module.model.", "model.", "module.")
 # TorchScript keeps this causal mask as a plain tensor attribute; it is not in CLIP's state dict.
 _NON_STATE_ATTRIBUTES = frozenset({"attn_mask"})
 _MAX_MODULE_DEPTH = 64
@@ -59,21 +57,30 @@ class ForeignCheckpoint:
     """A CLIP state dict read from a foreign file.
 
     ``state_dict`` has plain OpenAI CLIP keys and CPU tensors (half precision widened to
-    float32); ``format`` is one of :data:`FORMATS`; ``extras`` holds scalar metadata such as
-    a snapshot's ``global_step`` (never optimizer state).
+    float32); ``format`` is one of :data:`FORMATS` (``training-checkpoint``: weights nested in
+    a checkpoint other than the reference LIV's); ``extras`` holds the top-level scalar
+    metadata of a checkpoint that nests its weights, such as ``global_step`` or ``epoch`` (never
+    optimizer state); ``location`` is the keys under which the weights were found.
     """
 
     state_dict: dict[str, torch.Tensor]
     format: str
     extras: dict = field(default_factory=dict)
+    location: tuple = ()
 
 
 def read_foreign_state_dict(path: str | os.PathLike) -> ForeignCheckpoint:
     """Read a CLIP state dict from a LIV release/snapshot, OpenAI TorchScript archive,
-    plain ``torch.save`` state dict or ``.safetensors`` file, never executing pickled code.
+    plain ``torch.save`` state dict, training checkpoint or ``.safetensors`` file, never
+    executing pickled code.
+
+    Wrapper prefixes (``module.``, ``model.``, ``clip.``, ``_orig_mod.``) are removed and nested
+    weights are found as :mod:`liv.checkpoints.wrappers` describes.
 
     Raises :class:`CheckpointError` (naming ``path``) for missing, empty, corrupt,
-    unrecognised or unsafe files and for dicts without CLIP keys.
+    unrecognised or unsafe files (naming the refused class or function), for files without a
+    CLIP state dict (listing the keys found), and for files holding several CLIP state dicts
+    (listing where).
     """
     p = Path(path)
     if not p.exists():
@@ -90,6 +97,7 @@ def read_foreign_state_dict(path: str | os.PathLike) -> ForeignCheckpoint:
         raise CheckpointError(p, "file is empty, not a checkpoint")
 
     extras: dict = {}
+    location: tuple = ()
     if p.suffix == ".safetensors" or _looks_like_safetensors(head, size):
         raw, fmt = _load_safetensors(p), "safetensors-state-dict"
     elif head.startswith(b"PK"):
@@ -98,15 +106,16 @@ def read_foreign_state_dict(path: str | os.PathLike) -> ForeignCheckpoint:
         if any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in names):
             raw, fmt = _read_torchscript(p, names), "openai-torchscript"
         else:
-            raw, fmt, extras = _unwrap(p, _torch_load(p))
+            raw, fmt, extras, location = _unwrap(p, load_weights_only(p))
     elif head.startswith(b"\x80"):  # pickle protocol >= 2: torch.save's legacy format
-        raw, fmt, extras = _unwrap(p, _torch_load(p))
+        raw, fmt, extras, location = _unwrap(p, load_weights_only(p))
     else:
         raise CheckpointError(
             p, f"not a checkpoint: unrecognised file header {head[:8]!r} "
             "(expected a torch zip archive, a pickle or a safetensors file)"
         )
-    return ForeignCheckpoint(state_dict=_finish(p, raw), format=fmt, extras=extras)
+    return ForeignCheckpoint(state_dict=_finish(p, raw, location), format=fmt, extras=extras,
+                             location=location)
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -133,58 +142,56 @@ def _zip_names(p: Path) -> list[str]:
         raise CheckpointError(p, f"truncated or corrupt zip archive ({e})") from e
 
 
-def _torch_load(p: Path) -> Any:
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        msg = str(e)
-        found = re.search(r"GLOBAL ([\w.]+)", msg)
-        if found:
-            # from None: torch's message suggests weights_only=False, exactly what not to do.
-            raise CheckpointError(
-                p, f"refused: unpickling it would import or call {found.group(1)!r}, "
-                "which could execute code"
-            ) from None
-        detail = re.search(r"WeightsUnpickler error: ([^\n]*)", msg)
-        reason = detail.group(1) if detail else msg.splitlines()[0] if msg else type(e).__name__
-        raise CheckpointError(p, f"refused by the weights-only unpickler: {reason}") from None
-    except Exception as e:  # anything else torch.load trips on means a damaged file
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(p, f"corrupt or truncated checkpoint ({first})") from e
-
-
-def _unwrap(p: Path, obj: Any) -> tuple[Mapping, str, dict]:
+def _unwrap(p: Path, obj: Any) -> tuple[Mapping, str, dict, tuple]:
     if not isinstance(obj, Mapping):
         raise CheckpointError(p, f"holds a {type(obj).__name__}, not a dict of tensors")
-    inner = obj.get("liv")
-    if not isinstance(inner, Mapping):
-        return obj, "clip-state-dict", {}
-    fmt = "liv-snapshot" if ("optimizer" in obj or "global_step" in obj) else "liv-release"
-    extras = {
-        k: v for k, v in obj.items()
-        if k not in ("liv", "optimizer") and isinstance(v, (bool, int, float, str))
-    }
-    return inner, fmt, extras
-
-
-def _finish(p: Path, raw: Mapping) -> dict[str, torch.Tensor]:
-    keys = [k for k in raw if isinstance(k, str)]
-    prefix = next((w for w in _WRAPPER_PREFIXES if keys and all(k.startswith(w) for k in keys)), "")
-    plain = {k[len(prefix):]: raw[k] for k in keys}
-    missing = [k for k in _REQUIRED_KEYS if k not in plain]
-    missing += [f"{w}*" for w in _REQUIRED_PREFIXES if not any(k.startswith(w) for k in plain)]
-    if missing:
-        shown = ", ".join(repr(k) for k in list(raw)[:8]) or "none"
-        more = f" (+{len(raw) - 8} more)" if len(raw) > 8 else ""
+    try:
+        found = find_clip_weights(obj)
+    except AmbiguousWeights as e:
         raise CheckpointError(
-            p, f"no recognisable CLIP state dict: missing {', '.join(missing)}; "
-            f"keys found: {shown}{more}"
-        )
-    odd = [k for k, v in plain.items() if not isinstance(v, torch.Tensor)]
+            p, f"holds several CLIP state dicts, under {e}, and liv cannot tell which one to "
+            "load; save the one you want on its own"
+        ) from None
+    if found is None:
+        guess = best_guess(obj)
+        raise _no_clip_state_dict(p, guess.weights, guess.location, missing_clip_keys(plain_keys(
+            [k for k in guess.weights if isinstance(k, str)])))
+    location = found.location
+    if not location:
+        return found.weights, "clip-state-dict", {}, location
+    if location == ("liv",):
+        fmt = "liv-snapshot" if ("optimizer" in obj or "global_step" in obj) else "liv-release"
+    else:
+        fmt = "training-checkpoint"
+    extras = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, (bool, int, float, str))}
+    return found.weights, fmt, extras, location
+
+
+def _no_clip_state_dict(p: Path, raw: Mapping, location: tuple, missing: list[str]) -> CheckpointError:
+    where = f" (under {describe(location)})" if location else ""
+    shown = ", ".join(repr(k) for k in list(raw)[:8]) or "none"
+    more = f" (+{len(raw) - 8} more)" if len(raw) > 8 else ""
+    return CheckpointError(
+        p, f"no recognisable CLIP state dict: missing {', '.join(missing)}; keys found{where}: {shown}{more}"
+    )
+
+
+def _finish(p: Path, raw: Mapping, location: tuple = ()) -> dict[str, torch.Tensor]:
+    keys = [k for k in raw if isinstance(k, str)]
+    plain = plain_keys(keys)
+    where = f" (under {describe(location)})" if location else ""
+    missing = missing_clip_keys(plain)
+    if missing:
+        raise _no_clip_state_dict(p, raw, location, missing)
+    odd = [k for k in keys if not isinstance(raw[k], torch.Tensor)]
     if odd or len(keys) != len(raw):
-        raise CheckpointError(p, f"state dict has non-tensor entries or keys: {odd[:5]}")
+        raise CheckpointError(p, f"state dict{where} has non-tensor entries or keys: {odd[:5]}")
+    twice = sorted(k for k, n in collections.Counter(plain).items() if n > 1)
+    if twice:  # "visual.x" next to "visual._orig_mod.x": which one is the model's is unknowable
+        raise CheckpointError(p, f"state dict{where} has keys that are the same once "
+                                 f"'_orig_mod.' is removed: {twice[:5]}")
     out = {}
-    for k, v in plain.items():
+    for k, v in zip(plain, (raw[k] for k in keys)):
         v = v.detach().to("cpu")
         out[k] = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
     return out

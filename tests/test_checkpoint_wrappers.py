@@ -1,0 +1,350 @@
+"""CLIP weights inside other tools' wrappers: key prefixes, training-checkpoint nesting, and the
+plain Python/numpy objects that training checkpoints keep next to the weights."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pytest
+import torch
+
+import liv
+from liv.checkpoints import foreign, torch_pickle
+from liv.checkpoints.foreign import CheckpointError, read_foreign_state_dict
+from liv.checkpoints.torch_pickle import DataStandIn, load_weights_only
+from liv.checkpoints.wrappers import COMPILE_WRAPPER, MAX_DEPTH, NESTING_KEYS, WRAPPER_PREFIXES
+from liv.cli import main as cli_main
+
+
+@pytest.fixture(scope="module")
+def original() -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in liv.create("clip-tiny", seed=0).clip.state_dict().items()}
+
+
+def _assert_same(loaded: dict[str, torch.Tensor], original: dict[str, torch.Tensor]) -> None:
+    assert sorted(loaded) == sorted(original)
+    for k, v in original.items():
+        assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], v), k
+
+
+def _prefixed(sd: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in sd.items()}
+
+
+def _no_stand_ins_left() -> bool:
+    return not any(isinstance(g, type) and issubclass(g, DataStandIn)
+                   for g in torch.serialization.get_safe_globals())
+
+
+# --- key prefixes ---------------------------------------------------------------------------------
+
+_WRAPPERS = (*WRAPPER_PREFIXES, COMPILE_WRAPPER + ".")
+# Every order of up to three distinct wrappers, and each wrapper twice (a model wrapped twice over).
+_PREFIX_CHAINS = sorted(
+    {"".join(c) for n in range(4) for c in itertools.permutations(_WRAPPERS, n)}
+    | {w + w for w in _WRAPPERS}
+)
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module.",
+                                    "model.clip.", "module.model."])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_prefixed_files_round_trip(tmp_path, original, prefix, legacy):
+    path = tmp_path / "weights.pt"
+    torch.save(_prefixed(original, prefix), path, _use_new_zipfile_serialization=not legacy)
+    ckpt = read_foreign_state_dict(path)
+    assert ckpt.format == "clip-state-dict" and ckpt.location == ()
+    _assert_same(ckpt.state_dict, original)
+
+
+@pytest.mark.parametrize("wrap", ["compile", "dataparallel", "compile(dataparallel)",
+                                  "dataparallel(compile)", "liv-model"])
+def test_state_dicts_of_really_wrapped_modules(tmp_path, original, wrap):
+    # The real wrappers, not hand-written prefixes (compiling is lazy: nothing is traced here).
+    model = liv.create("clip-tiny", seed=0)
+    module = {
+        "compile": lambda: torch.compile(model.clip),
+        "dataparallel": lambda: torch.nn.DataParallel(model.clip),
+        "compile(dataparallel)": lambda: torch.compile(torch.nn.DataParallel(model.clip)),
+        "dataparallel(compile)": lambda: torch.nn.DataParallel(torch.compile(model.clip)),
+        "liv-model": lambda: model,
+    }[wrap]()
+    saved = module.state_dict()
+    assert sorted(saved) != sorted(original), "the wrapper should have renamed the keys"
+    path = tmp_path / "wrapped.pt"
+    torch.save(saved, path)
+    _assert_same(read_foreign_state_dict(path).state_dict, original)
+
+
+def test_compiled_submodule_keys_lose_orig_mod(tmp_path, original):
+    model = liv.create("clip-tiny", seed=0)
+    model.clip.visual = torch.compile(model.clip.visual)
+    saved = model.clip.state_dict()
+    assert "visual._orig_mod.conv1.weight" in saved
+    path = tmp_path / "compiled_visual.pt"
+    torch.save(saved, path)
+    _assert_same(read_foreign_state_dict(path).state_dict, original)
+
+
+def test_keys_that_clash_without_orig_mod_are_refused(tmp_path, original):
+    sd = dict(original)
+    sd["visual._orig_mod.conv1.weight"] = original["visual.conv1.weight"] + 1
+    path = tmp_path / "clash.pt"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match=r"same once '_orig_mod\.' is removed: \['visual\.conv1\.weight'\]"):
+        read_foreign_state_dict(path)
+
+
+# --- nesting --------------------------------------------------------------------------------------
+
+
+def _optimizer_state() -> dict:
+    return {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(4)}},
+            "param_groups": [{"lr": 1e-5, "params": [0]}]}
+
+
+# Each layout as the tool saves it; expected: (location, format, extras).
+_LAYOUTS = {
+    "flat": (lambda w: w, (), "clip-state-dict", {}),
+    "open_clip": (lambda w: {"epoch": 2, "name": "run-1", "state_dict": w, "optimizer": _optimizer_state()},
+                  ("state_dict",), "training-checkpoint", {"epoch": 2, "name": "run-1"}),
+    "lightning": (lambda w: {
+        "epoch": 4, "global_step": 100, "pytorch-lightning_version": "2.4.0", "state_dict": w,
+        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 5}}}},
+        "callbacks": {"ModelCheckpoint{'monitor': 'val/loss'}": {"best_model_score": torch.tensor(0.25),
+                                                                 "best_model_path": "epoch=3.ckpt"}},
+        "optimizer_states": [_optimizer_state()], "lr_schedulers": [],
+        "hparams_name": "kwargs", "hyper_parameters": {"lr": 1e-5, "batch_size": 64}},
+        ("state_dict",), "training-checkpoint",
+        {"epoch": 4, "global_step": 100, "pytorch-lightning_version": "2.4.0", "hparams_name": "kwargs"}),
+    "reference_liv": (lambda w: {"liv": w, "optimizer": _optimizer_state(), "global_step": 7},
+                      ("liv",), "liv-snapshot", {"global_step": 7}),
+    "pytorch_tutorial": (lambda w: {"epoch": 1, "model_state_dict": w, "optimizer_state_dict": _optimizer_state(),
+                                    "loss": 0.5},
+                         ("model_state_dict",), "training-checkpoint", {"epoch": 1, "loss": 0.5}),
+    "model": (lambda w: {"model": w, "optimizer": _optimizer_state(), "epoch": 9},
+              ("model",), "training-checkpoint", {"epoch": 9}),
+    "deepspeed": (lambda w: {"module": w, "optimizer": None, "global_steps": 5, "ds_version": "0.14.0"},
+                  ("module",), "training-checkpoint", {"global_steps": 5, "ds_version": "0.14.0"}),
+    "state_dict/model": (lambda w: {"state_dict": {"model": w}, "epoch": 1},
+                         ("state_dict", "model"), "training-checkpoint", {"epoch": 1}),
+    "model/state_dict/module": (lambda w: {"model": {"state_dict": {"module": w}}},
+                                ("model", "state_dict", "module"), "training-checkpoint", {}),
+}
+
+
+def test_every_prefix_chain_in_every_layout(original):
+    # In memory, past torch.load, so that all combinations stay cheap; files follow below.
+    path = Path("in-memory.pt")
+    for (layout, (build, location, fmt, extras)), prefix in itertools.product(_LAYOUTS.items(), _PREFIX_CHAINS):
+        raw, got_fmt, got_extras, got_location = foreign._unwrap(path, build(_prefixed(original, prefix)))
+        assert (got_location, got_fmt, got_extras) == (location, fmt, extras), (layout, prefix)
+        loaded = foreign._finish(path, raw, got_location)
+        # The very tensors that went in (torch.equal on every one would take a minute here).
+        assert sorted(loaded) == sorted(original), (layout, prefix)
+        for k, v in original.items():
+            assert loaded[k].data_ptr() == v.data_ptr() and loaded[k].shape == v.shape, (layout, prefix, k)
+
+
+@pytest.mark.parametrize("layout, prefix", zip(_LAYOUTS, itertools.cycle(
+    ["module.", "model.", "_orig_mod.module.", "module._orig_mod.", "clip.", "", "model._orig_mod."])))
+def test_every_layout_round_trips_through_a_file(tmp_path, original, layout, prefix):
+    build, location, fmt, extras = _LAYOUTS[layout]
+    path = tmp_path / "checkpoint.pt"
+    torch.save(build(_prefixed(original, prefix)), path)
+    ckpt = read_foreign_state_dict(path)
+    assert (ckpt.location, ckpt.format, ckpt.extras) == (location, fmt, extras)
+    _assert_same(ckpt.state_dict, original)
+
+
+def test_nesting_depth_is_bounded_and_cycles_end(original):
+    path = Path("in-memory.pt")
+    deep = original
+    for _ in range(MAX_DEPTH):
+        deep = {"state_dict": deep}
+    assert foreign._unwrap(path, deep)[3] == ("state_dict",) * MAX_DEPTH
+    with pytest.raises(CheckpointError, match="no recognisable CLIP state dict"):
+        foreign._unwrap(path, {"state_dict": deep})
+    looped = {"epoch": 1, "model": original}
+    looped["state_dict"] = looped
+    assert foreign._unwrap(path, looped)[3] == ("model",)
+    del looped["model"]
+    with pytest.raises(CheckpointError, match="keys found: 'epoch', 'state_dict'"):
+        foreign._unwrap(path, looped)
+
+
+def test_layouts_cover_every_nesting_key():
+    assert {k for _, loc, _, _ in _LAYOUTS.values() for k in loc} == set(NESTING_KEYS)
+
+
+@pytest.mark.parametrize("main, ema", [("state_dict", "state_dict_ema"), ("model", "model_ema"),
+                                       ("state_dict", "ema")])
+def test_raw_weights_are_taken_over_ema_weights(tmp_path, original, main, ema):
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in original.items()}
+    path = tmp_path / "with_ema.pt"
+    torch.save({ema: {"module." + k: v for k, v in shifted.items()}, main: original, "epoch": 3}, path)
+    ckpt = read_foreign_state_dict(path)
+    assert ckpt.location == (main,)
+    _assert_same(ckpt.state_dict, original)
+    # Control: the EMA copy alone is found too, so the choice above really was a preference.
+    torch.save({ema: shifted}, path)
+    _assert_same(read_foreign_state_dict(path).state_dict, shifted)
+
+
+def test_two_equally_plausible_state_dicts_are_refused(tmp_path, original):
+    path = tmp_path / "two.pt"
+    torch.save({"model": original, "state_dict": {k: v.clone() for k, v in original.items()}}, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: holds several CLIP state dicts")
+    assert "['model']" in message and "['state_dict']" in message
+    # The same dict saved under both keys is one set of weights, not two.
+    torch.save({"model": original, "state_dict": original}, path)
+    _assert_same(read_foreign_state_dict(path).state_dict, original)
+
+
+def test_nested_dict_without_clip_keys_names_where_it_looked(tmp_path):
+    path = tmp_path / "resnet.ckpt"
+    torch.save({"epoch": 1, "state_dict": {"model.conv1.weight": torch.zeros(2), "model.fc.bias": torch.zeros(2)},
+                "optimizer_states": []}, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert str(path) in message and "no recognisable CLIP state dict" in message
+    assert "keys found (under ['state_dict']): 'model.conv1.weight', 'model.fc.bias'" in message
+
+
+def test_liv_load_and_info_read_a_compiled_state_dict(tmp_path, original, capsys):
+    # The ckpt_compiled case: a clip-tiny state dict saved from a torch.compile'd model.
+    path = tmp_path / "model.pt"
+    torch.save(_prefixed(original, "_orig_mod."), path)
+    model = liv.load(path)
+    assert model.config.preset == "clip-tiny"
+    _assert_same(model.clip.state_dict(), original)
+    assert cli_main(["info", str(path)]) == 0
+    assert "preset clip-tiny" in capsys.readouterr().out
+
+
+def test_liv_load_keeps_training_metadata_without_masking_its_own(tmp_path, original):
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": _prefixed(original, "model."), "epoch": 4, "global_step": 100,
+                "source_format": "forged"}, path)
+    provenance = liv.load(path).config.provenance
+    assert provenance["source_format"] == "training-checkpoint"
+    assert provenance["epoch"] == 4 and provenance["global_step"] == 100
+
+
+# --- plain Python and numpy objects next to the weights -------------------------------------------
+
+
+def _with_objects(original: dict) -> dict:
+    args = argparse.Namespace(lr=1e-5, logs=Path("/runs/a"), data=PurePosixPath("/data"), name="run-1")
+    return {"epoch": 2, "state_dict": _prefixed(original, "module."), "args": args,
+            "metrics": {"val_loss": np.float64(0.25), "step": np.int64(7), "ok": np.bool_(True),
+                        "curve": np.arange(4, dtype=np.float32)}}
+
+
+def test_namespace_numpy_and_paths_get_inert_stand_ins(tmp_path, original):
+    path = tmp_path / "open_clip_args.pt"
+    torch.save(_with_objects(original), path)
+    ckpt = read_foreign_state_dict(path)
+    assert ckpt.extras == {"epoch": 2}
+    _assert_same(ckpt.state_dict, original)
+    obj = load_weights_only(path)
+    assert _no_stand_ins_left()
+    stood_in = [obj["args"], obj["args"].state["logs"], *obj["metrics"].values()]
+    assert all(isinstance(o, DataStandIn) for o in stood_in), stood_in
+    assert obj["args"].stands_for == "argparse.Namespace"
+    assert obj["args"].state["name"] == "run-1"  # the state is kept, as data, uninterpreted
+
+
+@pytest.mark.parametrize("value, refused", [
+    (argparse.Namespace(lr=1e-5), "argparse.Namespace"),
+    (np.float64(0.25), "{0.__module__}.{0.__name__}".format(np.float64(0).__reduce__()[0])),
+])
+def test_without_stand_ins_the_refusal_names_file_global_and_fix(tmp_path, original, monkeypatch, value, refused):
+    # Control for the stand-ins, and the message a torch without safe_globals gives.
+    monkeypatch.setattr(torch_pickle, "_STAND_INS", [])
+    path = tmp_path / "needs_stand_ins.ckpt"
+    torch.save({"state_dict": original, "extra": value}, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: refused: unpickling it would import or call '{refused}'")
+    assert "If you trust this file" in message and "weights_only=False" in message
+    assert str(path.with_name("needs_stand_ins.weights.pt")) in message
+
+
+def test_unknown_class_is_refused_with_a_working_extraction_command(tmp_path, original, monkeypatch, capsys):
+    module = "liv_wrappers_test_config"
+    (tmp_path / f"{module}.py").write_text("class RunConfig:\n    def __init__(self):\n        self.lr = 1e-5\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = importlib.import_module(module).RunConfig()
+    path = tmp_path / "it's a \"run\".ckpt"  # the command must survive quotes in the name
+    torch.save({"state_dict": _prefixed(original, "model."), "config": config, "epoch": 1}, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: refused: unpickling it would import or call '{module}.RunConfig'")
+    assert _no_stand_ins_left()
+
+    assert cli_main(["info", str(path)]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and f"'{module}.RunConfig'" in err_lines[0] and "Traceback" not in err_lines[0]
+
+    # The suggested command, run as the user would (with this interpreter), gives a loadable file.
+    command = message.split("load the result instead: ", 1)[1]
+    assert command.startswith("python -c ")
+    command = shlex.quote(sys.executable) + command[len("python"):]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    subprocess.run(command, shell=True, check=True, env=env, timeout=300)
+    extracted = read_foreign_state_dict(path.with_name(path.stem + ".weights.pt"))
+    assert extracted.location == ("state_dict",) and extracted.extras == {}
+    _assert_same(extracted.state_dict, original)
+
+
+# --- hostile files: stand-ins open no door ---------------------------------------------------------
+
+
+class _SystemPayload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+@pytest.mark.parametrize("where", ["next-to-weights", "inside-namespace", "inside-state-dict"])
+def test_os_system_is_refused_without_running(tmp_path, original, where):
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(_SystemPayload(control), protocol=2))
+    assert control.exists(), "the payload should work when unpickled unsafely"
+    marker = tmp_path / "pwned"
+    payload = _SystemPayload(marker)
+    obj = {"epoch": 1, "state_dict": dict(original)}
+    if where == "next-to-weights":
+        obj["callback"] = payload
+    elif where == "inside-namespace":
+        obj["args"] = argparse.Namespace(cmd=payload)
+    else:
+        obj["state_dict"]["visual.conv1.weight"] = payload
+    path = tmp_path / "evil.ckpt"
+    torch.save(obj, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: refused: unpickling it would call '{os.system.__module__}.system'")
+    assert "do not load this file" in message and "weights_only=False" not in message
+    assert not marker.exists(), "the payload ran"
+    assert _no_stand_ins_left()
