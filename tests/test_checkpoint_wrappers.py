@@ -155,8 +155,8 @@ def test_every_prefix_chain_in_every_layout(original):
             assert loaded[k].data_ptr() == v.data_ptr() and loaded[k].shape == v.shape, (layout, prefix, k)
 
 
-@pytest.mark.parametrize("layout, prefix", zip(_LAYOUTS, itertools.cycle(
-    ["module.", "model.", "_orig_mod.module.", "module._orig_mod.", "clip.", "", "model._orig_mod."])))
+@pytest.mark.parametrize("layout, prefix", list(zip(_LAYOUTS, itertools.cycle(
+    ["module.", "model.", "_orig_mod.module.", "module._orig_mod.", "clip.", "", "model._orig_mod."]))))
 def test_every_layout_round_trips_through_a_file(tmp_path, original, layout, prefix):
     build, location, fmt, extras = _LAYOUTS[layout]
     path = tmp_path / "checkpoint.pt"
