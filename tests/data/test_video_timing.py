@@ -94,6 +94,33 @@ def test_mp4_starting_late_and_open_gop(tmp_path):
     assert_every_frame_by_index(VideoFrames(open_gop), list(range(40)))
 
 
+def stream_copy_cut(tmp_path, name, skip, options):
+    """Packets from the ``skip``-th on (decoding order) of a 40-frame video, remuxed as they are: a cut
+    without re-encoding that starts mid-GOP (no edit list), as stream-copy trimming tools make."""
+    full = write(tmp_path / f"full_{name}", 40, options=options)
+    with av.open(full) as source, av.open(str(tmp_path / name), "w") as cut:
+        stream = cut.add_stream_from_template(source.streams.video[0])
+        for i, packet in enumerate(p for p in source.demux(video=0) if p.size):
+            if i >= skip:
+                packet.stream = stream
+                cut.mux(packet)
+    return str(tmp_path / name)
+
+
+@pytest.mark.parametrize("name, skip, options, shown", [
+    ("p_frames.mkv", 3, {"g": "10", "bf": "0"}, range(10, 40)),  # P-frames before the first keyframe
+    ("b_frames.mp4", 4, {"g": "10", "bf": "2"}, range(10, 40)),  # and B-frames, in MP4 without an edit list
+    ("open_gop.mkv", 10, {"x264-params": "open-gop=1:keyint=10:min-keyint=10:bframes=3:b-pyramid=none:scenecut=0"},
+     None),  # leading pictures of an open GOP's first I-frame, which reference the cut-away GOP
+])
+def test_a_cut_starting_mid_gop_shows_frames_from_its_first_keyframe(tmp_path, name, skip, options, shown):
+    path = stream_copy_cut(tmp_path, name, skip, options)
+    with av.open(path) as c:  # what a player shows: what the decoder delivers from the start
+        delivered = identify(np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]))
+    assert shown is None or delivered == list(shown)
+    assert_every_frame_by_index(VideoFrames(path), delivered)
+
+
 def test_segment_of_a_variable_rate_video(tmp_path):
     path = write(tmp_path / "dropped.mp4", 30, pts=[k + k // 3 for k in range(30)], time_base=Fraction(1, 30))
     segment = VideoFrames(path, 10, 25)

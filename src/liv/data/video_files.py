@@ -197,15 +197,16 @@ class VideoFrames:
             yield from self._count_from_start(pool)
             return
         key = index.keyframe_before(target)
-        # A demuxer's own seek index may disagree with the packets' keyframe flags and land after the target:
-        # then try the keyframe before, then the very start (a fresh container), which always works.
+        # Demuxers' seek indexes differ (by presentation or decoding time, or missing): a seek may land after
+        # the target or nowhere. Then try the keyframe before, then the very start (a fresh container).
         for attempt in dict.fromkeys((key, key - 1, -1) if key >= 0 else (-1,)):
             if attempt < 0:
                 pool.drop(self.path)
             container = pool.get(self.path)
             stream = container.streams.video[0]
             if attempt >= 0:
-                container.seek(index.seek_ts[attempt], stream=stream, backward=True, any_frame=False)
+                pts = int(index.pts[index.keyframes[attempt]])
+                container.seek(pts, stream=stream, backward=True, any_frame=False)
             first, untimed = True, False
             for frame in container.decode(stream):
                 if frame.pts is None:
@@ -216,14 +217,14 @@ class VideoFrames:
                     raise DataError(self.path, f"the decoder returned a frame at {float(frame.pts * index.time_base):.6f}"
                                                f" s, a time no packet of the file has: cannot tell which frame it is")
                 if first and position > target and attempt >= 0:
-                    break  # overshot: try an earlier start
+                    break  # overshot
                 first = False
                 yield position, frame
-            else:
-                return
             if untimed:  # a decoder that gives no timestamps: count shown frames from the start instead
                 yield from self._count_from_start(pool)
                 return
+            if not first or attempt < 0:
+                return  # decoded to the end of the file (or from its very start, where there is no retry)
 
     def _count_from_start(self, pool: _Pool) -> Iterator[tuple[int, object]]:
         """(i, frame) for every shown frame, decoding a freshly opened container from its first packet."""

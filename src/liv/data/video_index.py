@@ -4,8 +4,8 @@ Frame i of a video is the i-th frame it shows, whatever its timing. The index is
 itself: every packet's presentation timestamp (pts) is read by demuxing (no decoding), the shown ones
 are sorted, and position i of that sorted list is frame i. That holds for a first frame later than the
 stream's start (B-frames in AVI, MP4 edit lists, open GOPs), for variable frame rates (dropped frames,
-millisecond time bases) and for constant rates alike. Keyframes are kept with the timestamp to seek to
-(their decoding timestamp where the file has one, which no demuxer's seek index exceeds).
+millisecond time bases) and for constant rates alike. Keyframes are kept as frame indices: decoding
+starts with a backward seek to a keyframe's presentation timestamp.
 
 Packets that are never shown are left out: empty packets (the demuxer's end-of-stream marker) and
 packets marked discard (MP4 edit-list pre-roll, which the decoder decodes for reference and drops).
@@ -39,8 +39,6 @@ class VideoIndex:
     """Number of frames T the video shows."""
     keyframes: list[int]
     """Sorted frame indices whose packet is a keyframe (decoding can start there)."""
-    seek_ts: list[int]
-    """Per keyframe, the timestamp (``time_base`` units) to pass to a backward seek to land at or before it."""
     time_base: Fraction
     """Seconds per timestamp unit."""
     rate: Fraction | None
@@ -88,21 +86,30 @@ def cached_index(path: str, open_container) -> VideoIndex:
         raise DataError(path, f"cannot open video ({e.strerror or e})") from None
     key = (path, st.st_size, st.st_mtime_ns)
     if key not in _INDEXES:
-        _INDEXES[key] = build_index(open_container(), path)
+        _INDEXES[key] = build_index(open_container, path)
     return _INDEXES[key]
 
 
-def build_index(container, path: str) -> VideoIndex:
-    """Demux every packet of ``container``'s first video stream -> its VideoIndex (container rewound to the start).
+def build_index(open_container, path: str) -> VideoIndex:
+    """Index the first video stream of the file at ``path`` -> its VideoIndex.
 
-    Raises DataError naming ``path`` if the stream has no time base or its packets cannot be read.
+    ``open_container()`` returns a freshly opened PyAV input container of the file (called once to
+    demux every packet and, only when packets are shown before the first keyframe, once more to
+    decode up to that keyframe). Raises DataError naming ``path`` if the stream has no time base or
+    its packets cannot be read.
     """
     import av
 
+    container = open_container()
     stream = container.streams.video[0]
     if stream.time_base is None:
         raise DataError(path, "the video stream has no time base")
-    shown, keys, untimed, count, packets = [], [], 0, 0, 0
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    # Matroska's duration runs from time 0, MP4's from the first frame: subtracting the start never over-claims.
+    span = (container.duration or 0) - (container.start_time or 0)
+    claimed = stream.frames or (round(span * rate / 1_000_000) if span > 0 and rate else 0)
+    time_base = Fraction(stream.time_base)
+    shown, keys, untimed, count, packets, first_key = [], [], 0, 0, 0, None
     try:
         for packet in container.demux(stream):
             if not packet.size:
@@ -116,15 +123,18 @@ def build_index(container, path: str) -> VideoIndex:
                 continue
             shown.append(packet.pts)
             if packet.is_keyframe:
-                keys.append((packet.pts, packet.dts if packet.dts is not None else packet.pts))
+                keys.append(packet.pts)
+                first_key = packet.pts if first_key is None else first_key
+        if not untimed and first_key is not None and min(shown) < first_key:
+            # Packets before the first keyframe (a stream copy cut mid-GOP, an open GOP's leading frames):
+            # decoders drop those they cannot reconstruct, so whether each is shown is known only by decoding.
+            shown = _shown_before_keyframe(open_container(), shown, first_key)
+            count = len(shown)
     except (av.FFmpegError, OSError) as e:
         raise DataError(path, f"cannot read the video's packets ({type(e).__name__}: {e}); the file is corrupt or "
                               f"truncated") from None
-    container.seek(0)
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    index = VideoIndex(pts=np.sort(np.asarray(shown, dtype=np.int64)), frames=count, keyframes=[], seek_ts=[],
-                       time_base=Fraction(stream.time_base),
-                       rate=Fraction(rate) if rate else None)
+    index = VideoIndex(pts=np.sort(np.asarray(shown, dtype=np.int64)), frames=count, keyframes=[],
+                       time_base=time_base, rate=Fraction(rate) if rate else None)
     if untimed:
         # No timestamps to sort by (raw streams, some AVI muxers): frames can only be counted from the start.
         index.pts, index.counted = np.zeros(0, np.int64), True
@@ -134,11 +144,18 @@ def build_index(container, path: str) -> VideoIndex:
             i = int(repeated[0])
             index.problem = (f"frames {i} and {i + 1} have the same timestamp ({index.seconds(i):.6f} s; "
                              f"{len(repeated)} repeat in all), so frames cannot be told apart by timestamp")
-        for pts, ts in sorted(keys):
-            index.keyframes.append(int(np.searchsorted(index.pts, pts)))
-            index.seek_ts.append(int(ts))
-    claimed = stream.frames or (round(container.duration * index.rate / 1_000_000)
-                                if container.duration and index.rate else 0)
+        index.keyframes = sorted(int(np.searchsorted(index.pts, pts)) for pts in keys)
     if claimed and claimed > packets + 1:
         index.header_frames = int(claimed)
     return index
+
+
+def _shown_before_keyframe(container, shown: list[int], first_key: int) -> list[int]:
+    """``shown`` without the timestamps before ``first_key`` that a decode from the start does not deliver."""
+    stream = container.streams.video[0]
+    delivered = set()
+    for frame in container.decode(stream):
+        if frame.pts is not None and frame.pts >= first_key:
+            break
+        delivered.add(frame.pts)
+    return [pts for pts in shown if pts >= first_key or pts in delivered]
