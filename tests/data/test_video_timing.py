@@ -65,6 +65,17 @@ def test_avi_with_b_frames_shows_frame_0_after_the_stream_start(tmp_path):
     assert_every_frame_by_index(VideoFrames(path), list(range(37)))
 
 
+def test_h264_with_b_frames_in_avi_whose_timestamps_follow_decoding_order(tmp_path):
+    path = write(tmp_path / "h264.avi", 30, options={"bf": "2", "g": "10"})
+    with av.open(path) as c:  # the kind: AVI has no presentation times, so timestamps increase in decoding order
+        stamps = [p.pts for p in c.demux() if p.size]
+        assert stamps == sorted(stamps) and c.streams.video[0].codec_context.has_b_frames
+    source = VideoFrames(path)
+    assert_every_frame_by_index(source, list(range(30)))
+    assert source.info().decode_order and source.info().keyframes == [0, 10, 20]
+    np.testing.assert_allclose(source.times(), np.arange(30) / 30)
+
+
 @pytest.mark.parametrize("name, time_base, pts", [
     ("dropped.mp4", Fraction(1, 30), [k + k // 3 for k in range(30)]),  # every 4th timestamp skipped
     ("webcam.mkv", Fraction(1, 1000), [int(k * 33.3) + 5 * (k % 3) + 40 * (k > 10) for k in range(30)]),  # ms clock

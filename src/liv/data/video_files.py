@@ -124,16 +124,16 @@ class VideoFrames:
             return cached_index(self.path, open_container)
 
     def times(self) -> np.ndarray:
-        """(T,) float64 presentation time of each frame of the segment in seconds, from its first frame.
+        """(T,) float64 time of each frame of the segment in seconds, from its first frame.
 
-        Read from the file's timestamps, so a variable frame rate shows. Raises DataError when the file's
-        packets carry no timestamps or repeat them (then only frame counting is possible).
+        Read from the file's presentation timestamps, so a variable frame rate shows (frame / rate for a
+        file whose timestamps follow decoding order). Raises DataError when the file has no timestamps
+        or repeats them.
         """
-        index = self._indexable()
-        if index.counted:
+        times = self._indexable().times(self.start_frame, self.start_frame + len(self))
+        if times is None:
             raise DataError(self.path, "its packets carry no timestamps")
-        pts = index.pts[self.start_frame:self.start_frame + len(self)]
-        return (pts - pts[:1]).astype(np.float64) * float(index.time_base)
+        return times
 
     def _indexable(self) -> VideoIndex:
         index = self.info()
@@ -171,7 +171,7 @@ class VideoFrames:
                             yield w, frame
                             break
                         if last > w:
-                            raise DataError(self.path, f"frame {w}{_at(index, w)} did not come out of the decoder, "
+                            raise DataError(self.path, f"{index.describe(w)} did not come out of the decoder, "
                                                        f"which went on with frame {last}; the file is damaged")
                     else:
                         ended = f"after frame {last}" if last >= 0 else "before it"
@@ -207,7 +207,7 @@ class VideoFrames:
             if attempt >= 0:
                 pts = int(index.pts[index.keyframes[attempt]])
                 container.seek(pts, stream=stream, backward=True, any_frame=False)
-            first, untimed = True, False
+            first, untimed, previous = True, False, -1
             for frame in container.decode(stream):
                 if frame.pts is None:
                     untimed = True
@@ -218,7 +218,11 @@ class VideoFrames:
                                                f" s, a time no packet of the file has: cannot tell which frame it is")
                 if first and position > target and attempt >= 0:
                     break  # overshot
-                first = False
+                if not first and position <= previous:
+                    # Decoders deliver frames in display order: a step back means the index is wrong for this file.
+                    raise DataError(self.path, f"frame {position} came out of the decoder after frame {previous}: "
+                                               f"its timestamps do not give the display order")
+                first, previous = False, position
                 yield position, frame
             if untimed:  # a decoder that gives no timestamps: count shown frames from the start instead
                 yield from self._count_from_start(pool)
@@ -262,10 +266,6 @@ class VideoFrames:
             except DataError as e:
                 problems.append(str(e))
         return problems
-
-
-def _at(index: VideoIndex, frame: int) -> str:
-    return "" if index.counted else f" (shown at {index.seconds(frame):.6f} s)"
 
 
 def read_video_manifest(path: str | os.PathLike[str], errors: list[DataError] | None = None) -> EpisodeDataset:

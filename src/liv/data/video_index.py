@@ -1,24 +1,34 @@
-"""The frame index of a video file: which timestamp frame i is shown at, and where decoding can start.
+"""The frame index of a video file: which timestamp frame i carries, and where decoding can start.
 
 Frame i of a video is the i-th frame it shows, whatever its timing. The index is built from the file
 itself: every packet's presentation timestamp (pts) is read by demuxing (no decoding), the shown ones
 are sorted, and position i of that sorted list is frame i. That holds for a first frame later than the
-stream's start (B-frames in AVI, MP4 edit lists, open GOPs), for variable frame rates (dropped frames,
-millisecond time bases) and for constant rates alike. Keyframes are kept as frame indices: decoding
-starts with a backward seek to a keyframe's presentation timestamp.
+stream's start (B-frames in AVI, MP4 edit lists), for variable frame rates (dropped frames,
+millisecond time bases) and for constant rates alike. Decoding starts with a backward seek to a
+keyframe's timestamp, and every decoded frame is identified by the timestamp it carries.
 
-Packets that are never shown are left out: empty packets (the demuxer's end-of-stream marker) and
+Three kinds of file need decoding as well, and get it only when their packets show the kind:
+
+* packets shown before the first keyframe (a stream-copy cut that starts mid-GOP, an open GOP's
+  leading pictures): decoders drop those they cannot reconstruct, so the start of the file is decoded
+  up to the first keyframe to learn which are shown;
+* timestamps in decoding order although the codec reorders frames (H.264 with B-frames in AVI, whose
+  muxer has no presentation times): the file is decoded once, and frame i is the i-th frame out of the
+  decoder, identified by the timestamp it carries (its ``times`` are then i / rate);
+* packets without any timestamp: frames are counted from the start on every read (slow, but right).
+
+Left out are packets that are never shown: empty packets (the demuxer's end-of-stream marker) and
 packets marked discard (MP4 edit-list pre-roll, which the decoder decodes for reference and drops).
+A file whose frames share a timestamp cannot be indexed: ``problem`` says so, and readers refuse it.
 An index is built once per file and process, keyed by the file's path, size and modification time,
-so a file changed on disk is indexed again. Its cost is one pass over the file's bytes without
-decoding (bench/video_index.py measures it per hour of video).
+so a file changed on disk is indexed again (bench/video_index.py measures the cost per hour of video).
 """
 
 from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -33,8 +43,8 @@ class VideoIndex:
     """What liv knows about the video stream of one file (built by :func:`build_index`)."""
 
     pts: np.ndarray
-    """(T,) int64 sorted presentation timestamps of the shown frames, in ``time_base`` units; empty when the
-    file's packets carry no timestamps (``counted``)."""
+    """(T,) int64: the timestamp (``time_base`` units) carried by the i-th shown frame; increasing unless
+    ``decode_order``; empty when the file's packets carry no timestamps (``counted``)."""
     frames: int
     """Number of frames T the video shows."""
     keyframes: list[int]
@@ -42,7 +52,8 @@ class VideoIndex:
     time_base: Fraction
     """Seconds per timestamp unit."""
     rate: Fraction | None
-    """The container's average frame rate (frames/s), for display only: frame i is never computed from it."""
+    """The container's average frame rate (frames/s): frame i is never computed from it, except for the
+    ``times`` of a ``decode_order`` file."""
     header_frames: int | None = None
     """Frame count the header claims, when it exceeds the packets present (shown or not) by more than one:
     a truncated file."""
@@ -50,17 +61,39 @@ class VideoIndex:
     """Why frames of this file cannot be told apart by timestamp (repeated timestamps), or None."""
     counted: bool = False
     """True when packets carry no timestamps: frames are then counted while decoding from the start."""
+    decode_order: bool = False
+    """True when the timestamps follow decoding, not display, order (the display order came from a decode)."""
+    _sorted: np.ndarray = field(init=False, repr=False)
+    _order: np.ndarray | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._order = np.argsort(self.pts, kind="stable") if self.decode_order else None
+        self._sorted = self.pts if self._order is None else self.pts[self._order]
 
     def position(self, pts: int | None) -> int | None:
-        """Frame index of presentation timestamp ``pts``, or None when no shown frame has that timestamp."""
+        """Frame index of the frame carrying timestamp ``pts``, or None when no shown frame carries it."""
         if pts is None or self.counted:
             return None
-        i = int(np.searchsorted(self.pts, pts))
-        return i if i < len(self.pts) and int(self.pts[i]) == pts else None
+        i = int(np.searchsorted(self._sorted, pts))
+        if i == len(self._sorted) or int(self._sorted[i]) != pts:
+            return None
+        return i if self._order is None else int(self._order[i])
 
-    def seconds(self, index: int) -> float:
-        """Presentation time of frame ``index`` in seconds (relative to the stream's clock, not to frame 0)."""
-        return float(int(self.pts[index]) * self.time_base)
+    def describe(self, index: int) -> str:
+        """``frame i`` with its presentation time when the file has one, for messages."""
+        if self.counted or self.decode_order:
+            return f"frame {index}"
+        return f"frame {index} (shown at {float(int(self.pts[index]) * self.time_base):.6f} s)"
+
+    def times(self, start: int, stop: int) -> np.ndarray | None:
+        """(stop - start,) float64 seconds of frames [start, stop) from frame ``start``: presentation times,
+        or i / rate for a ``decode_order`` file; None when the file has neither."""
+        if self.decode_order and self.rate:
+            return np.arange(stop - start, dtype=np.float64) / float(self.rate)
+        if self.counted or self.decode_order:
+            return None
+        pts = self.pts[start:stop]
+        return (pts - pts[:1]).astype(np.float64) * float(self.time_base)
 
     def keyframe_before(self, index: int) -> int:
         """Position in ``keyframes`` of the last keyframe at or before frame ``index`` (-1 if none)."""
@@ -68,16 +101,15 @@ class VideoIndex:
 
     def variable_rate(self) -> bool:
         """Whether the gaps between consecutive frames differ (by more than one timestamp unit of rounding)."""
-        if self.counted or len(self.pts) < 3:
+        if self.counted or self.decode_order or len(self.pts) < 3:
             return False
         gaps = np.diff(self.pts)
         return int(gaps.max()) - int(gaps.min()) > 1
 
 
 def cached_index(path: str, open_container) -> VideoIndex:
-    """The index of the video at ``path``, built on first use in this process.
+    """The index of the video at ``path``, built on first use in this process (see :func:`build_index`).
 
-    ``open_container()`` returns the open input container to demux (only called when building).
     Raises DataError naming ``path`` when the file is missing or its packets cannot be read.
     """
     try:
@@ -93,10 +125,10 @@ def cached_index(path: str, open_container) -> VideoIndex:
 def build_index(open_container, path: str) -> VideoIndex:
     """Index the first video stream of the file at ``path`` -> its VideoIndex.
 
-    ``open_container()`` returns a freshly opened PyAV input container of the file (called once to
-    demux every packet and, only when packets are shown before the first keyframe, once more to
-    decode up to that keyframe). Raises DataError naming ``path`` if the stream has no time base or
-    its packets cannot be read.
+    ``open_container()`` returns a freshly opened PyAV input container of the file; it is called once
+    to demux every packet and once more only for the kinds of file that need decoding (module
+    docstring). Raises DataError naming ``path`` if the stream has no time base or its packets cannot
+    be read or decoded.
     """
     import av
 
@@ -104,12 +136,15 @@ def build_index(open_container, path: str) -> VideoIndex:
     stream = container.streams.video[0]
     if stream.time_base is None:
         raise DataError(path, "the video stream has no time base")
+    # Read everything needed from this container now: opening the file again for a decode may close it.
+    time_base = Fraction(stream.time_base)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    rate = Fraction(rate) if rate else None
     # Matroska's duration runs from time 0, MP4's from the first frame: subtracting the start never over-claims.
     span = (container.duration or 0) - (container.start_time or 0)
     claimed = stream.frames or (round(span * rate / 1_000_000) if span > 0 and rate else 0)
-    time_base = Fraction(stream.time_base)
-    shown, keys, untimed, count, packets, first_key = [], [], 0, 0, 0, None
+    reorders = bool(stream.codec_context.has_b_frames)
+    shown, keys, untimed, packets, first_key = [], [], 0, 0, None
     try:
         for packet in container.demux(stream):
             if not packet.size:
@@ -117,7 +152,6 @@ def build_index(open_container, path: str) -> VideoIndex:
             packets += 1  # the header counts discarded (never shown) frames too
             if packet.is_discard:
                 continue
-            count += 1
             if packet.pts is None:
                 untimed += 1
                 continue
@@ -125,37 +159,48 @@ def build_index(open_container, path: str) -> VideoIndex:
             if packet.is_keyframe:
                 keys.append(packet.pts)
                 first_key = packet.pts if first_key is None else first_key
-        if not untimed and first_key is not None and min(shown) < first_key:
-            # Packets before the first keyframe (a stream copy cut mid-GOP, an open GOP's leading frames):
-            # decoders drop those they cannot reconstruct, so whether each is shown is known only by decoding.
-            shown = _shown_before_keyframe(open_container(), shown, first_key)
-            count = len(shown)
+        decode_order = False
+        if untimed:
+            pass
+        elif reorders and len(shown) > 1 and all(a < b for a, b in zip(shown, shown[1:])):
+            # A codec that reorders frames, yet timestamps in decoding order: they are not presentation times.
+            shown = _decoder_output(open_container())
+            decode_order = shown != sorted(shown)
+        elif first_key is not None and min(shown) < first_key:
+            # Packets before the first keyframe: decoders drop those they cannot reconstruct.
+            delivered = set(_decoder_output(open_container(), until=first_key))
+            shown = [pts for pts in shown if pts >= first_key or pts in delivered]
     except (av.FFmpegError, OSError) as e:
         raise DataError(path, f"cannot read the video's packets ({type(e).__name__}: {e}); the file is corrupt or "
                               f"truncated") from None
-    index = VideoIndex(pts=np.sort(np.asarray(shown, dtype=np.int64)), frames=count, keyframes=[],
-                       time_base=time_base, rate=Fraction(rate) if rate else None)
-    if untimed:
-        # No timestamps to sort by (raw streams, some AVI muxers): frames can only be counted from the start.
-        index.pts, index.counted = np.zeros(0, np.int64), True
+    if untimed or None in shown:
+        # No timestamps to identify frames by (raw streams, some AVI muxers): frames can only be counted.
+        index = VideoIndex(pts=np.zeros(0, np.int64), frames=len(shown) + untimed, keyframes=[],
+                           time_base=time_base, rate=rate, counted=True)
     else:
-        repeated = np.flatnonzero(np.diff(index.pts) == 0)
+        pts = np.asarray(shown, dtype=np.int64)
+        index = VideoIndex(pts=pts if decode_order else np.sort(pts), frames=len(shown), keyframes=[],
+                           time_base=time_base, rate=rate, decode_order=decode_order)
+        repeated = np.flatnonzero(np.diff(index._sorted) == 0)
         if len(repeated):
             i = int(repeated[0])
-            index.problem = (f"frames {i} and {i + 1} have the same timestamp ({index.seconds(i):.6f} s; "
-                             f"{len(repeated)} repeat in all), so frames cannot be told apart by timestamp")
-        index.keyframes = sorted(int(np.searchsorted(index.pts, pts)) for pts in keys)
+            a, b = sorted((i, i + 1) if index._order is None else map(int, index._order[i:i + 2]))
+            index.problem = (f"frames {a} and {b} have the same timestamp "
+                             f"({float(int(index._sorted[i]) * index.time_base):.6f} s; {len(repeated)} repeat in "
+                             f"all), so frames cannot be told apart by timestamp")
+        else:
+            index.keyframes = sorted(p for p in map(index.position, keys) if p is not None)
     if claimed and claimed > packets + 1:
         index.header_frames = int(claimed)
     return index
 
 
-def _shown_before_keyframe(container, shown: list[int], first_key: int) -> list[int]:
-    """``shown`` without the timestamps before ``first_key`` that a decode from the start does not deliver."""
-    stream = container.streams.video[0]
-    delivered = set()
-    for frame in container.decode(stream):
-        if frame.pts is not None and frame.pts >= first_key:
+def _decoder_output(container, until: int | None = None) -> list[int | None]:
+    """Timestamps of the frames a decode of ``container`` from its start delivers, in output order; with
+    ``until``, only those before the first frame whose timestamp is ``until`` or later."""
+    out = []
+    for frame in container.decode(container.streams.video[0]):
+        if until is not None and frame.pts is not None and frame.pts >= until:
             break
-        delivered.add(frame.pts)
-    return [pts for pts in shown if pts >= first_key or pts in delivered]
+        out.append(frame.pts)
+    return out
