@@ -84,8 +84,22 @@ def test_variable_frame_rate_gives_the_ith_shown_frame(tmp_path, name, time_base
     path = write(tmp_path / name, 30, pts=pts, time_base=time_base, options={"g": "8"})
     source = VideoFrames(path)
     assert_every_frame_by_index(source, list(range(30)))
-    assert source.info().variable_rate()
     np.testing.assert_allclose(source.times(), (np.array(pts) - pts[0]) * float(time_base), atol=1e-3)
+
+
+@pytest.mark.parametrize("codec", ["mjpeg", "libx264"])
+def test_avi_with_dropped_frames_is_not_called_truncated(tmp_path, codec):
+    # AVI keeps a fixed frame period: a dropped frame is an empty chunk, counted in the header, never shown.
+    slots = [t for t in range(24) if t % 4 != 3]
+    path = write(tmp_path / "dropped.avi", len(slots), codec=codec, pts=slots, time_base=Fraction(1, 30),
+                 options={"bf": "2"} if codec == "libx264" else {}, pix_fmt="yuvj420p" if codec == "mjpeg" else "yuv420p")
+    with av.open(path) as c:
+        assert c.streams.video[0].frames > len(slots)  # the header counts the dropped slots
+    source = VideoFrames(path)
+    assert_every_frame_by_index(source, list(range(len(slots))))  # validate(full=True) == []: not "truncated"
+    if not source.info().decode_order:  # with decoding-order stamps (H.264 B-frames) a gap's place is approximate
+        np.testing.assert_allclose(source.times(), (np.array(slots) - slots[0]) / 30, atol=1e-6)
+    assert source.times()[-1] == pytest.approx((slots[-1] - slots[0]) / 30)
 
 
 def test_mp4_edit_list_preroll_is_not_shown(tmp_path):

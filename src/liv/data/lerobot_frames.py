@@ -19,6 +19,7 @@ import numpy as np
 
 from liv.data.episodes import DataError, check_indices
 from liv.data.lerobot_timestamps import EpisodeTimes
+from liv.data.video_index import nominal_rate
 
 _RESEEK_S = 1.0  # wanted frames further apart than this are reached by a new seek, not by decoding through
 
@@ -129,7 +130,7 @@ def decode_at_times(path: str, times: Sequence[float], fps: float, where: str) -
 def _probe(path: str) -> tuple[float, int, float]:
     """(duration s, frame count or 0, frame rate fps or 0) of a video's first stream, from its header.
 
-    The rate is the stream's nominal one (FFmpeg's ``r_frame_rate``), exact for constant-rate video.
+    The rate is the stream's nominal one (:func:`liv.data.video_index.nominal_rate`).
     """
     av = pyav()
     with av.open(path) as container:
@@ -138,8 +139,7 @@ def _probe(path: str) -> tuple[float, int, float]:
             duration = float(stream.duration * stream.time_base)
         else:
             duration = float(container.duration or 0) / av.time_base
-        rate = stream.base_rate or stream.average_rate or stream.guessed_rate
-        return duration, int(stream.frames or 0), float(rate or 0)
+        return duration, int(stream.frames or 0), float(nominal_rate(stream) or 0)
 
 
 def rate_disagrees(rate: float, fps: float) -> bool:

@@ -14,8 +14,11 @@ Three kinds of file need decoding as well, and get it only when their packets sh
   up to the first keyframe to learn which are shown;
 * timestamps in decoding order although the codec reorders frames (H.264 with B-frames in AVI, whose
   muxer has no presentation times): the file is decoded once, and frame i is the i-th frame out of the
-  decoder, identified by the timestamp it carries (its ``times`` are then i / rate);
-* packets without any timestamp: frames are counted from the start on every read (slow, but right).
+  decoder, identified by the timestamp it carries. Increasing timestamps from a codec that can reorder
+  are checked on the first :data:`PROBE_FRAMES` decoded frames when the header does not announce
+  reordering (some encoders leave it out);
+* packets without any timestamp: the file is decoded once to count the frames the decoder delivers, and
+  every read counts them again from the start (slow, but right).
 
 Left out are packets that are never shown: empty packets (the demuxer's end-of-stream marker) and
 packets marked discard (MP4 edit-list pre-roll, which the decoder decodes for reference and drops).
@@ -36,6 +39,10 @@ import numpy as np
 from liv.data.episodes import DataError
 
 _INDEXES: dict[tuple[str, int, int], "VideoIndex"] = {}
+REORDERING_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vc1", "wmv3", "msmpeg4v3"})
+"""Codecs whose decoders may output frames in another order than their packets (B-frames)."""
+PROBE_FRAMES = 64
+"""Frames decoded from the start to see whether decoding-order timestamps hide reordering (module docstring)."""
 
 
 @dataclass
@@ -52,8 +59,7 @@ class VideoIndex:
     time_base: Fraction
     """Seconds per timestamp unit."""
     rate: Fraction | None
-    """The container's average frame rate (frames/s): frame i is never computed from it, except for the
-    ``times`` of a ``decode_order`` file."""
+    """The stream's nominal frame rate (frames/s, :func:`nominal_rate`): frame i is never computed from it."""
     header_frames: int | None = None
     """Frame count the header claims, when it exceeds the packets present (shown or not) by more than one:
     a truncated file."""
@@ -86,25 +92,25 @@ class VideoIndex:
         return f"frame {index} (shown at {float(int(self.pts[index]) * self.time_base):.6f} s)"
 
     def times(self, start: int, stop: int) -> np.ndarray | None:
-        """(stop - start,) float64 seconds of frames [start, stop) from frame ``start``: presentation times,
-        or i / rate for a ``decode_order`` file; None when the file has neither."""
-        if self.decode_order and self.rate:
-            return np.arange(stop - start, dtype=np.float64) / float(self.rate)
-        if self.counted or self.decode_order:
+        """(stop - start,) float64 seconds of frames [start, stop) from frame ``start``, None without timestamps.
+
+        Presentation times; for a ``decode_order`` file the sorted timestamps, which in AVI count frame
+        periods: a dropped frame shows as a gap, near its place but, with B-frames, not always at it."""
+        if self.counted:
             return None
-        pts = self.pts[start:stop]
+        pts = self._sorted[start:stop]
         return (pts - pts[:1]).astype(np.float64) * float(self.time_base)
 
     def keyframe_before(self, index: int) -> int:
         """Position in ``keyframes`` of the last keyframe at or before frame ``index`` (-1 if none)."""
         return bisect_right(self.keyframes, index) - 1
 
-    def variable_rate(self) -> bool:
-        """Whether the gaps between consecutive frames differ (by more than one timestamp unit of rounding)."""
-        if self.counted or self.decode_order or len(self.pts) < 3:
-            return False
-        gaps = np.diff(self.pts)
-        return int(gaps.max()) - int(gaps.min()) > 1
+
+def nominal_rate(stream) -> Fraction | None:
+    """A PyAV video stream's nominal frame rate in frames/s (FFmpeg's ``r_frame_rate``, exact for
+    constant-rate video; else the average or guessed rate), or None when the header gives none."""
+    rate = stream.base_rate or stream.average_rate or stream.guessed_rate
+    return Fraction(rate) if rate else None
 
 
 def cached_index(path: str, open_container) -> VideoIndex:
@@ -138,12 +144,12 @@ def build_index(open_container, path: str) -> VideoIndex:
         raise DataError(path, "the video stream has no time base")
     # Read everything needed from this container now: opening the file again for a decode may close it.
     time_base = Fraction(stream.time_base)
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    rate = Fraction(rate) if rate else None
+    rate = nominal_rate(stream)
     # Matroska's duration runs from time 0, MP4's from the first frame: subtracting the start never over-claims.
     span = (container.duration or 0) - (container.start_time or 0)
     claimed = stream.frames or (round(span * rate / 1_000_000) if span > 0 and rate else 0)
     reorders = bool(stream.codec_context.has_b_frames)
+    may_reorder = reorders or stream.codec_context.name in REORDERING_CODECS
     shown, keys, untimed, packets, first_key = [], [], 0, 0, None
     try:
         for packet in container.demux(stream):
@@ -159,14 +165,17 @@ def build_index(open_container, path: str) -> VideoIndex:
             if packet.is_keyframe:
                 keys.append(packet.pts)
                 first_key = packet.pts if first_key is None else first_key
-        decode_order = False
+        decode_order = in_order = False
         if untimed:
-            pass
-        elif reorders and len(shown) > 1 and all(a < b for a, b in zip(shown, shown[1:])):
-            # A codec that reorders frames, yet timestamps in decoding order: they are not presentation times.
+            # No timestamps (raw streams, some AVI muxers): frames are counted as the decoder delivers them.
             shown = _decoder_output(open_container())
-            decode_order = shown != sorted(shown)
-        elif first_key is not None and min(shown) < first_key:
+        elif may_reorder and len(shown) > 1 and all(a < b for a, b in zip(shown, shown[1:])):
+            # A codec that reorders frames, yet timestamps in decoding order: they are not presentation times.
+            head = None if reorders else _decoder_output(open_container(), limit=PROBE_FRAMES)
+            if head is None or head != sorted(head, key=_none_first):
+                shown = _decoder_output(open_container())  # what the decoder delivers, in display order
+                decode_order, in_order = shown != sorted(shown, key=_none_first), True
+        if not untimed and not in_order and first_key is not None and min(shown) < first_key:
             # Packets before the first keyframe: decoders drop those they cannot reconstruct.
             delivered = set(_decoder_output(open_container(), until=first_key))
             shown = [pts for pts in shown if pts >= first_key or pts in delivered]
@@ -174,8 +183,8 @@ def build_index(open_container, path: str) -> VideoIndex:
         raise DataError(path, f"cannot read the video's packets ({type(e).__name__}: {e}); the file is corrupt or "
                               f"truncated") from None
     if untimed or None in shown:
-        # No timestamps to identify frames by (raw streams, some AVI muxers): frames can only be counted.
-        index = VideoIndex(pts=np.zeros(0, np.int64), frames=len(shown) + untimed, keyframes=[],
+        # Nothing identifies a frame but its place in the decoder's output from the start.
+        index = VideoIndex(pts=np.zeros(0, np.int64), frames=len(shown), keyframes=[],
                            time_base=time_base, rate=rate, counted=True)
     else:
         pts = np.asarray(shown, dtype=np.int64)
@@ -190,17 +199,33 @@ def build_index(open_container, path: str) -> VideoIndex:
                              f"all), so frames cannot be told apart by timestamp")
         else:
             index.keyframes = sorted(p for p in map(index.position, keys) if p is not None)
-    if claimed and claimed > packets + 1:
+    if claimed and claimed > packets + 1 and not _spans(index, claimed):
         index.header_frames = int(claimed)
     return index
 
 
-def _decoder_output(container, until: int | None = None) -> list[int | None]:
+def _spans(index: VideoIndex, claimed: int) -> bool:
+    """Whether the frames present span the ``claimed`` frames' time: AVI counts a dropped frame as an empty
+    chunk, which demuxers skip, so fewer packets than claimed is a truncated file only if time is missing."""
+    if index.counted or not index.rate or not len(index.pts):
+        return False
+    present = float((int(index._sorted[-1]) - int(index._sorted[0])) * index.time_base) + 1 / float(index.rate)
+    return claimed / float(index.rate) <= present + 1.5 / float(index.rate)
+
+
+def _none_first(pts: int | None) -> float:
+    return -np.inf if pts is None else pts
+
+
+def _decoder_output(container, until: int | None = None, limit: int | None = None) -> list[int | None]:
     """Timestamps of the frames a decode of ``container`` from its start delivers, in output order; with
-    ``until``, only those before the first frame whose timestamp is ``until`` or later."""
-    out = []
+    ``until``, only those before the first frame whose timestamp is ``until`` or later; with ``limit``, at
+    most that many."""
+    out: list[int | None] = []
     for frame in container.decode(container.streams.video[0]):
         if until is not None and frame.pts is not None and frame.pts >= until:
             break
         out.append(frame.pts)
+        if limit is not None and len(out) >= limit:
+            break
     return out
