@@ -18,9 +18,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from liv.data.episodes import name_some
 from liv.data.sampling import min_length
 from liv.objectives import LIVWeights
-from liv.training.batches import BatchStream, StreamSpec, name_some
+from liv.training.batches import BatchStream, StreamSpec
 from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
                                         save_checkpoint)
 from liv.training.config import TrainConfig

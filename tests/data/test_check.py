@@ -139,10 +139,12 @@ def test_an_episode_too_short_to_sample_is_a_warning(tmp_path, capsys):
     assert f"warning: {manifest} row 3" in out and "0 errors, 1 warning:" in out and "OK: no errors." in out
     # Segment sampling needs 3 frames: 2 are too short there, fine for whole episodes.
     assert run_data_check(args(tmp_path, "--min-frames", "3")) == 0
-    # An episode with no frames at all is broken, not short.
+    # An episode with no frames is left out too; a dataset with nothing long enough is an error.
     empty = Episode(ArrayFrames(FRAMES[:0], "none"), "t", "mem 0")
     report = check_dataset(EpisodeDataset([empty], "memory", "array"))
-    assert [str(p) for p in report.errors] == ["error: mem 0: none: only 0 frames; sampling needs at least 2"]
+    assert [str(p) for p in report.problems] == [
+        "warning: mem 0: none: only 0 frames; sampling needs at least 2, so training leaves it out",
+        "error: memory: no episode has the 2 frames that sampling needs: all 1 are shorter (mem 0)"]
 
 
 @pytest.mark.parametrize("seed", [0, 1])

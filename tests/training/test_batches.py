@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from liv.data.episodes import ArrayFrames, Episode
+from liv.data.episodes import ArrayFrames, Episode, name_some
 from liv.models.preprocess import resize_center_crop
-from liv.training.batches import (BatchStream, StreamSpec, augment_frames, make_batch, name_some,
+from liv.training.batches import (BatchStream, StreamSpec, augment_frames, make_batch,
                                   random_resized_crop_box)
 
 

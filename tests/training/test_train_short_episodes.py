@@ -46,13 +46,13 @@ def test_segment_mode_leaves_out_two_frame_episodes(tmp_path, capsys):
 
 def test_no_usable_episode_refuses_with_one_clear_line(tmp_path, capsys):
     manifest = _write(tmp_path / "data", [1, 1])
-    with pytest.raises(TrainingError, match=r"no episode has the 2 frames that sampling mode 'episode' needs: all 2 "
+    with pytest.raises(TrainingError, match=r"no episode has the 2 frames that sampling needs: all 2 "
                                             r"are shorter \(.*row 1, .*row 2\)"):
         train(_config(tmp_path / "data", tmp_path / "run"))
     assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "cli"), "--steps", "1",
                  "--batch-size", "2", "--num-workers", "0", "--no-progress"]) == 3
     err = capsys.readouterr().err
-    assert err.startswith(f"liv train: error: {tmp_path / 'data'}: no episode has the 2 frames")
-    assert err.count("\n") == 1
+    assert err.startswith(f"liv train: error: {tmp_path / 'data'}: 1 data problem(s)")
+    assert "no episode has the 2 frames that sampling needs" in err
     assert f"{manifest} row 1" in err and "Traceback" not in err
     assert not (tmp_path / "cli" / "checkpoints").exists()

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from liv.data.episodes import DataError, Episode, EpisodeDataset
+from liv.data.episodes import DataError, Episode, EpisodeDataset, name_some
 
 Severity = Literal["error", "warning"]
 _CHUNK = 64  # frames per read when decoding whole episodes of sources without validate()
@@ -130,6 +130,7 @@ def check_dataset(dataset: EpisodeDataset, decode_frames: int = 3, full: bool = 
     rng = np.random.default_rng(seed)
     tokens: dict[str, int] = {}
     lengths: list[int] = []
+    short: list[str] = []
     sizes: Counter[str] = Counter()
     episodes: Iterable[Episode] = dataset
     if progress:
@@ -154,11 +155,10 @@ def check_dataset(dataset: EpisodeDataset, decode_frames: int = 3, full: bool = 
             continue
         lengths.append(length)
         if length < min_frames:
-            # Training leaves such an episode out and goes on; one with no frames at all is broken data.
+            short.append(where)
+            # A warning: training leaves such an episode out (an empty one too) and goes on.
             report.problems.append(Problem(where, f"{episode.frames.describe()}: only {_count(length, 'frame')}; sampling "
-                                                  f"needs at least {min_frames}"
-                                                  + (", so training leaves it out" if length else ""),
-                                           "warning" if length else "error"))
+                                                  f"needs at least {min_frames}, so training leaves it out", "warning"))
         validated = _validate(episode, full, report)
         if full and validated is not None:
             # validate(full=True) decoded every frame and reported every problem; one frame gives the size.
@@ -177,6 +177,9 @@ def check_dataset(dataset: EpisodeDataset, decode_frames: int = 3, full: bool = 
     report.frame_sizes = dict(sizes)
     if not len(dataset) and not report.problems:
         report.problems.append(Problem(dataset.root, "no episodes"))
+    elif lengths and max(lengths) < min_frames:
+        report.problems.append(Problem(dataset.root, f"no episode has the {min_frames} frames that sampling needs: "
+                                                     f"all {len(lengths)} are shorter ({name_some(short)})"))
     return report
 
 
@@ -290,7 +293,7 @@ class DataCheckArgs:
     others up to this count (0: none)."""
     min_frames: int = 2
     """Warn about episodes shorter than this, which training leaves out (fine-tuning samples need 2 frames,
-    segment pre-training 3); an episode without frames is an error."""
+    segment pre-training 3)."""
     context_length: int = 77
     """Text context length of the model; longer texts are reported."""
     seed: int = 0

@@ -143,6 +143,12 @@ class ArrayFrames:
         return self._name
 
 
+def name_some(names: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` names, comma-separated, and how many more there are (for messages)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def check_indices(indices: Sequence[int], length: int, where: str) -> list[int]:
     """Validate frame indices against an episode of ``length`` frames -> list of ints."""
     out = [int(i) for i in indices]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
-from liv.data.episodes import Episode
+from liv.data.episodes import Episode, name_some
 from liv.data.sampling import SampleMode, min_length, sample_indices, unique_frames
 from liv.models.preprocess import resize_center_crop
 from liv.models.tokenizer import tokenize
@@ -122,14 +122,8 @@ def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: i
              "episode": torch.tensor(episode_ids), "frame_index": torch.from_numpy(np.stack(frame_index)),
              "step": step}
     if spec.context_length:
-        batch["tokens"] = tokenize(texts, spec.context_length, truncate=True)
+        batch["tokens"] = tokenize(texts, spec.context_length, truncate="warn")  # a long text warns (the data check, when on, refuses it first)
     return batch
-
-
-def name_some(names: Sequence[str], shown: int = 5) -> str:
-    """The first ``shown`` names, comma-separated, and how many more there are."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 class BatchStream(IterableDataset):
@@ -148,8 +142,9 @@ class BatchStream(IterableDataset):
         if global_batch % world_size:
             raise ValueError(f"batch_size {global_batch} is not divisible by the {world_size} processes")
         needed = min_length(spec.mode)
-        usable = [e for e in episodes if len(e) >= needed]
-        self.skipped_sources = [e.source for e in episodes if len(e) < needed]
+        long_enough = [len(e) >= needed for e in episodes]  # len() of a file-backed episode stats the file
+        usable = [e for e, ok in zip(episodes, long_enough) if ok]
+        self.skipped_sources = [e.source for e, ok in zip(episodes, long_enough) if not ok]
         if not usable:
             raise ValueError(f"no episode has the {needed} frames that sampling mode '{spec.mode}' needs"
                              + (f": all {len(episodes)} are shorter ({name_some(self.skipped_sources)})"

@@ -78,7 +78,7 @@ class Objective:
         if self.uses_text:
             tokens = batch.get("tokens")
             if tokens is None:
-                tokens = tokenize(batch["texts"], core.config.clip.context_length, truncate=True)
+                tokens = tokenize(batch["texts"], core.config.clip.context_length, truncate="warn")
         image, text = model(pixels, tokens)
         slots = to_device(batch["slots"], device).clamp(min=0)  # roles not drawn: frame 0, never read
         per_slot = gather_global(image[slots])  # (B, 5, D)
