@@ -122,7 +122,8 @@ def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: i
              "episode": torch.tensor(episode_ids), "frame_index": torch.from_numpy(np.stack(frame_index)),
              "step": step}
     if spec.context_length:
-        batch["tokens"] = tokenize(texts, spec.context_length, truncate="warn")  # a long text warns (the data check, when on, refuses it first)
+        # A long text warns; the data check, when on, has refused it before training started.
+        batch["tokens"] = tokenize(texts, spec.context_length, truncate="warn")
     return batch
 
 
