@@ -1,8 +1,11 @@
 """What the timestamp index of video files costs: building it per hour of video, and reading through it.
 
-1. Index build: a video of ``--index-seconds`` at 224 px (and one at 640x480, a typical robot camera)
-   is written once, then indexed ``--repeats`` times from a cold per-process cache; the median is
-   scaled to seconds per hour of video, with the index's memory (8 bytes per frame plus keyframes).
+1. Index build: videos of ``--index-seconds`` are written once, then indexed ``--repeats`` times from a
+   cold per-process cache; the median is scaled to seconds per hour of video, with the index's memory
+   (8 bytes per frame plus keyframes). Kinds: H.264 mp4 with B-frames at 224 px and at 640x480 (a
+   typical robot camera; demuxing only), H.264 mp4 without B-frames (its first 64 frames are decoded
+   to rule out hidden reordering) and H.264 with B-frames in AVI (decoding-order timestamps: the whole
+   file is decoded once).
 2. Reading (only with ``--baseline-src``): the mp4 dataset of bench/decode_fps.py (20 episodes x 100
    frames, 224 px, keyframe every 10 frames) is written once and read in child processes, alternating
    this checkout's reader with the one under ``--baseline-src`` (the ``src`` of, e.g., a ``git worktree``
@@ -49,12 +52,13 @@ def index_cost(path: Path, seconds: float, repeats: int) -> dict[str, float]:
             "index_mb_per_hour": round((index.pts.nbytes + 8 * len(index.keyframes)) * 3600 / seconds / 1e6, 2)}
 
 
-def long_video(path: Path, seconds: float, height: int, width: int) -> Path:
-    """A ``seconds``-long smooth video (a 100-frame pattern repeated, with a frame counter band)."""
+def long_video(path: Path, seconds: float, height: int, width: int, b_frames: int = 3) -> Path:
+    """A ``seconds``-long smooth H.264 video (a 100-frame pattern repeated, with a frame counter band)."""
     pattern = smooth_episode(100, max(height, width), seed=0)[:, :height, :width]
     frames = np.concatenate([pattern] * int(np.ceil(seconds * FPS / 100)))[: int(seconds * FPS)]
     frames[:, :8, :] = (np.arange(len(frames)) % 256)[:, None, None, None]  # no two neighbours alike
-    return write_video(path, frames, fps=FPS, gop=30, options={"preset": "veryfast", "crf": "23"})
+    return write_video(path, frames, fps=FPS, gop=30, codec="libx264",
+                       options={"preset": "veryfast", "crf": "23", "bf": str(b_frames)})
 
 
 # Run in a child whose PYTHONPATH holds one checkout's src/ and bench/: each side reads with its own code.
@@ -72,8 +76,10 @@ def main() -> None:
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for name, (h, w) in {"224px": (224, 224), "640x480": (480, 640)}.items():
-            video = long_video(root / f"{name}.mp4", args.index_seconds, h, w)
+        kinds = {"224px.mp4": (224, 224, 3), "640x480.mp4": (480, 640, 3), "640x480_no_b_frames.mp4": (480, 640, 0),
+                 "640x480_b_frames.avi": (480, 640, 3)}
+        for name, (h, w, b_frames) in kinds.items():
+            video = long_video(root / name, args.index_seconds, h, w, b_frames)
             results[f"index_{name}"] = index_cost(video, args.index_seconds, args.repeats)
             video.unlink()
         if args.baseline_src:
