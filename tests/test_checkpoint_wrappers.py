@@ -11,6 +11,9 @@ import pickle
 import shlex
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -312,6 +315,90 @@ def test_unknown_class_is_refused_with_a_working_extraction_command(tmp_path, or
     extracted = read_foreign_state_dict(path.with_name(path.stem + ".weights.pt"))
     assert extracted.location == ("state_dict",) and extracted.extras == {}
     _assert_same(extracted.state_dict, original)
+
+
+class _UserAllowed:
+    """A class some other code has put on torch's allow-list; liv's loads must leave it there."""
+
+
+def test_concurrent_loads_keep_the_allow_list_intact(tmp_path, original, monkeypatch):
+    module = "liv_wrappers_test_threads"
+    (tmp_path / f"{module}.py").write_text("class Unknown:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    good, refused = tmp_path / "namespace.ckpt", tmp_path / "unknown.ckpt"
+    torch.save(_with_objects(original), good)
+    torch.save({"state_dict": original, "x": importlib.import_module(module).Unknown()}, refused)
+    real_load = torch.load
+
+    def slow_load(*args, **kwargs):
+        time.sleep(0.002)  # widens the window in which another thread's load overlaps this one
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", slow_load)
+    initial = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([_UserAllowed])
+    try:
+        before = set(map(id, torch.serialization.get_safe_globals()))
+        start = threading.Barrier(8)
+
+        def load(i: int):
+            start.wait()
+            path = good if i % 2 else refused
+            results = []
+            for _ in range(6):
+                try:
+                    results.append(read_foreign_state_dict(path).state_dict)
+                except CheckpointError as e:
+                    results.append(e)
+            return path, results
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(load, range(8)))
+        assert set(map(id, torch.serialization.get_safe_globals())) == before
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(initial)
+    assert _no_stand_ins_left()
+    for path, results in outcomes:
+        for result in results:
+            if path == good:
+                assert isinstance(result, dict), result
+                _assert_same(result, original)
+            else:
+                assert isinstance(result, CheckpointError), result
+                assert str(result).startswith(f"{refused}: refused: unpickling it would import or call "
+                                              f"'{module}.Unknown'"), result
+
+
+class _SnapshotSafeGlobals:
+    """torch 2.5's ``safe_globals``: restores on exit the list as it was on entry."""
+
+    def __init__(self, safe_globals):
+        self.safe_globals = safe_globals
+
+    def __enter__(self):
+        self.initial = torch.serialization.get_safe_globals()
+        torch.serialization.add_safe_globals(self.safe_globals)
+
+    def __exit__(self, *exc):
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(self.initial)
+
+
+def test_a_stand_in_left_on_the_allow_list_is_removed_by_the_next_load(tmp_path, original, monkeypatch):
+    # What two overlapping snapshot-restoring contexts (in code that bypasses liv's lock) leave behind.
+    monkeypatch.setattr(torch.serialization, "safe_globals", _SnapshotSafeGlobals)
+    path = tmp_path / "namespace.ckpt"
+    torch.save(_with_objects(original), path)
+    initial = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([_UserAllowed, torch_pickle._STAND_INS[0]])
+    try:
+        _assert_same(read_foreign_state_dict(path).state_dict, original)
+        assert _no_stand_ins_left()
+        assert _UserAllowed in torch.serialization.get_safe_globals()
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(initial)
 
 
 # --- hostile files: stand-ins open no door ---------------------------------------------------------
