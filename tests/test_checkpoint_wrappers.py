@@ -401,6 +401,32 @@ def test_a_stand_in_left_on_the_allow_list_is_removed_by_the_next_load(tmp_path,
         torch.serialization.add_safe_globals(initial)
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["module", "module-in-dict"])
+def test_extraction_command_turns_a_whole_pickled_module_into_its_state_dict(tmp_path, original, monkeypatch, nested):
+    # torch.save(model) instead of torch.save(model.state_dict()): the command must call state_dict().
+    module = "liv_wrappers_test_policy"
+    (tmp_path / f"{module}.py").write_text(
+        "import torch\n\nclass Policy(torch.nn.Module):\n    def __init__(self, clip):\n"
+        "        super().__init__()\n        self.clip = clip\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    policy = importlib.import_module(module).Policy(liv.create("clip-tiny", seed=0).clip)
+    path = tmp_path / "policy.pt"
+    torch.save({"model": policy, "epoch": 3} if nested else policy, path)
+    with pytest.raises(CheckpointError) as err:
+        liv.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: refused: unpickling it would import or call ")
+    assert f"'{module}.Policy'" in message
+    command = message.split("load the result instead: ", 1)[1]
+    command = shlex.quote(sys.executable) + command[len("python"):]
+    # The trusted session can import the classes the pickle names: the test module's and liv's.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(liv.__file__).parents[1])])}
+    subprocess.run(command, shell=True, check=True, env=env, timeout=300)
+    model = liv.load(path.with_name("policy.weights.pt"))
+    assert model.config.preset == "clip-tiny"
+    _assert_same(model.clip.state_dict(), original)
+
+
 # --- hostile files: stand-ins open no door ---------------------------------------------------------
 
 

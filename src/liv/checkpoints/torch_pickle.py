@@ -188,12 +188,15 @@ def _runs_code(full_name: str) -> bool:
 
 
 def extraction_hint(p: Path) -> str:
-    """A shell command that re-saves the dicts and tensors of ``p`` (dropping every other object)
-    as ``<stem>.weights.pt`` next to it, which liv then reads. It unpickles ``p`` with all its
-    code, so it is only for a file the user trusts."""
+    """A shell command that re-saves the dicts and tensors of ``p`` as ``<stem>.weights.pt`` next
+    to it, which liv then reads. Objects with a ``state_dict()`` method (a whole pickled
+    ``nn.Module``, from ``torch.save(model)``, at the top or nested) are replaced by their state
+    dicts; every other object is dropped. It unpickles ``p`` with all its code, so it is only for a
+    file the user trusts."""
     out = p.with_name(p.stem + ".weights.pt")
-    code = ("import torch; t = lambda o: {k: t(v) for k, v in o.items() "
-            "if isinstance(v, (dict, torch.Tensor))} if isinstance(o, dict) else o; "
+    code = ("import torch; m = lambda o: callable(getattr(o, \"state_dict\", None)); "
+            "t = lambda o: t(o.state_dict()) if m(o) else {k: t(v) for k, v in o.items() "
+            "if m(v) or isinstance(v, (dict, torch.Tensor))} if isinstance(o, dict) else o; "
             f"torch.save(t(torch.load({json.dumps(str(p))}, weights_only=False)), "
             f"{json.dumps(str(out))})")
     return f"python -c {shlex.quote(code)}"
