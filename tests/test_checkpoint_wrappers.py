@@ -1,27 +1,18 @@
-"""CLIP weights inside other tools' wrappers: key prefixes, training-checkpoint nesting, and the
-plain Python/numpy objects that training checkpoints keep next to the weights."""
+"""CLIP weights inside other tools' wrappers: key prefixes and training-checkpoint nesting (the
+weights-only unpickler and its stand-ins: test_checkpoint_torch_pickle.py)."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import itertools
-import os
-import pickle
-import shlex
-import subprocess
-import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import liv
-from liv.checkpoints import foreign, torch_pickle
+from liv.checkpoints import foreign
 from liv.checkpoints.foreign import CheckpointError, read_foreign_state_dict
-from liv.checkpoints.torch_pickle import DataStandIn, load_weights_only
-from liv.checkpoints.wrappers import COMPILE_WRAPPER, MAX_DEPTH, NESTING_KEYS, WRAPPER_PREFIXES
+from liv.checkpoints.wrappers import COMPILE_WRAPPER, HOLDER_NAMES, MAX_DEPTH
 from liv.cli import main as cli_main
 
 
@@ -40,14 +31,10 @@ def _prefixed(sd: dict, prefix: str) -> dict:
     return {prefix + k: v for k, v in sd.items()}
 
 
-def _no_stand_ins_left() -> bool:
-    return not any(isinstance(g, type) and issubclass(g, DataStandIn)
-                   for g in torch.serialization.get_safe_globals())
-
-
 # --- key prefixes ---------------------------------------------------------------------------------
 
-_WRAPPERS = (*WRAPPER_PREFIXES, COMPILE_WRAPPER + ".")
+# DDP and friends, the reference LIV, liv's LIVModel, a name liv has no list entry for, torch.compile.
+_WRAPPERS = ("module.", "model.", "clip.", "backbone.", COMPILE_WRAPPER + ".")
 # Every order of up to three distinct wrappers, and each wrapper twice (a model wrapped twice over).
 _PREFIX_CHAINS = sorted(
     {"".join(c) for n in range(4) for c in itertools.permutations(_WRAPPERS, n)}
@@ -104,6 +91,120 @@ def test_keys_that_clash_without_orig_mod_are_refused(tmp_path, original):
         read_foreign_state_dict(path)
 
 
+# --- the CLIP root among other keys ---------------------------------------------------------------
+
+
+def test_swa_averaged_model_state_dict(tmp_path, original):
+    # torch.optim.swa_utils.AveragedModel: module.<CLIP key> plus its own n_averaged counter.
+    swa = torch.optim.swa_utils.AveragedModel(liv.create("clip-tiny", seed=0).clip)
+    saved = swa.state_dict()
+    assert "n_averaged" in saved and "module.positional_embedding" in saved
+    path = tmp_path / "swa.pt"
+    torch.save(saved, path)
+    ckpt = read_foreign_state_dict(path)
+    assert ckpt.format == "clip-state-dict" and ckpt.location == ()
+    _assert_same(ckpt.state_dict, original)
+
+
+@pytest.mark.parametrize("others", [
+    {"criterion.weight": torch.ones(3)},
+    {"loss_fn.class_weights": torch.ones(3), "loss_fn.margin": torch.tensor(0.2), "step_count": torch.tensor(7)},
+], ids=["criterion", "loss_fn"])
+def test_lightning_module_with_another_submodule(tmp_path, original, others):
+    path = tmp_path / "last.ckpt"
+    torch.save({"epoch": 1, "state_dict": {**_prefixed(original, "model."), **others}}, path)
+    ckpt = read_foreign_state_dict(path)
+    assert ckpt.location == ("state_dict",) and ckpt.format == "training-checkpoint"
+    _assert_same(ckpt.state_dict, original)
+
+
+@pytest.mark.parametrize("prefix", ["clip_model.", "backbone.", "encoder.", "policy.encoder._orig_mod.",
+                                    "net.module.", "visual."])
+def test_any_attribute_name_holding_the_model(tmp_path, original, prefix):
+    # "visual.": a wrapper attribute spelt like a CLIP tower must still be taken off whole.
+    path = tmp_path / "wrapped.pt"
+    torch.save({"step": 3, "model": _prefixed(original, prefix)}, path)
+    ckpt = read_foreign_state_dict(path)
+    assert ckpt.location == ("model",)
+    _assert_same(ckpt.state_dict, original)
+
+
+def test_a_clip_key_outside_the_root_is_refused_naming_both(tmp_path, original):
+    sd = {**_prefixed(original, "module."), "positional_embedding": original["positional_embedding"] + 1}
+    path = tmp_path / "half_wrapped.pt"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: holds CLIP weights under keys 'module.*' and CLIP keys outside them: "
+                              "'positional_embedding'")
+    # The same for a whole tower (other values) under another prefix, and for a nested dict.
+    sd = {**_prefixed(original, "model."),
+          **{"text." + k: v + 1 for k, v in original.items() if k.startswith("transformer.")}}
+    torch.save({"state_dict": sd}, path)
+    with pytest.raises(CheckpointError, match=r"under \['state_dict'\] keys 'model\.\*' and CLIP keys outside "
+                                              r"them: 'text\.transformer\."):
+        read_foreign_state_dict(path)
+
+
+def test_a_submodule_exposed_under_a_second_name_is_not_a_stray(tmp_path, original):
+    # A policy that keeps the CLIP model and also its image tower as an attribute of its own.
+    policy = torch.nn.Module()
+    policy.clip = liv.create("clip-tiny", seed=0).clip
+    policy.visual = policy.clip.visual
+    policy.head = torch.nn.Linear(2, 2)
+    saved = policy.state_dict()
+    assert "visual.conv1.weight" in saved and "clip.visual.conv1.weight" in saved
+    path = tmp_path / "policy.pt"
+    torch.save(saved, path)
+    _assert_same(read_foreign_state_dict(path).state_dict, original)
+    # Control: once the second copy differs, it is a stray CLIP key again.
+    saved["visual.conv1.weight"] = saved["visual.conv1.weight"] + 1
+    torch.save(saved, path)
+    with pytest.raises(CheckpointError, match=r"under keys 'clip\.\*' and CLIP keys outside them: "
+                                              r"'visual\.conv1\.weight';"):
+        read_foreign_state_dict(path)
+
+
+def test_missing_keys_are_named_as_they_would_appear(tmp_path, original):
+    sd = _prefixed({k: v for k, v in original.items() if k != "text_projection"}, "module.")
+    sd["n_averaged"] = torch.tensor(1)
+    path = tmp_path / "incomplete.pt"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: no recognisable CLIP state dict: missing module.text_projection; keys found: ")
+    assert "positional_embedding," not in message
+
+
+@pytest.mark.parametrize("ema", ["model_ema.", "ema.", "model_ema.module.", "ema_model."])
+def test_prefix_level_ema_copy_loses_to_the_raw_weights(tmp_path, original, ema):
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in original.items()}
+    path = tmp_path / "lightning_ema.ckpt"
+    torch.save({"state_dict": {**_prefixed(original, "model."), **_prefixed(shifted, ema)}, "epoch": 2}, path)
+    ckpt = read_foreign_state_dict(path)
+    assert ckpt.location == ("state_dict",)
+    _assert_same(ckpt.state_dict, original)
+    # Under a name liv has no preference for, the EMA copy still loses.
+    torch.save({**_prefixed(original, "model.backbone."), **_prefixed(shifted, ema + "backbone.")}, path)
+    _assert_same(read_foreign_state_dict(path).state_dict, original)
+    # Control: the EMA copy alone is taken.
+    torch.save(_prefixed(shifted, ema), path)
+    _assert_same(read_foreign_state_dict(path).state_dict, shifted)
+
+
+def test_two_models_under_unknown_prefixes_are_refused(tmp_path, original):
+    path = tmp_path / "distill.ckpt"
+    torch.save({"state_dict": {**_prefixed(original, "student."), **_prefixed(original, "teacher.")}}, path)
+    with pytest.raises(CheckpointError) as err:
+        read_foreign_state_dict(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: holds several CLIP state dicts, under ")
+    assert "['state_dict'] keys 'student.*'" in message and "['state_dict'] keys 'teacher.*'" in message
+
+
 # --- nesting --------------------------------------------------------------------------------------
 
 
@@ -146,9 +247,10 @@ def test_every_prefix_chain_in_every_layout(original):
     # In memory, past torch.load, so that all combinations stay cheap; files follow below.
     path = Path("in-memory.pt")
     for (layout, (build, location, fmt, extras)), prefix in itertools.product(_LAYOUTS.items(), _PREFIX_CHAINS):
-        raw, got_fmt, got_extras, got_location = foreign._unwrap(path, build(_prefixed(original, prefix)))
+        found, got_fmt, got_extras = foreign._unwrap(path, build(_prefixed(original, prefix)))
+        got_location = found.location
         assert (got_location, got_fmt, got_extras) == (location, fmt, extras), (layout, prefix)
-        loaded = foreign._finish(path, raw, got_location)
+        loaded = foreign._finish(path, found)
         # The very tensors that went in (torch.equal on every one would take a minute here).
         assert sorted(loaded) == sorted(original), (layout, prefix)
         for k, v in original.items():
@@ -171,19 +273,20 @@ def test_nesting_depth_is_bounded_and_cycles_end(original):
     deep = original
     for _ in range(MAX_DEPTH):
         deep = {"state_dict": deep}
-    assert foreign._unwrap(path, deep)[3] == ("state_dict",) * MAX_DEPTH
+    assert foreign._unwrap(path, deep)[0].location == ("state_dict",) * MAX_DEPTH
     with pytest.raises(CheckpointError, match="no recognisable CLIP state dict"):
         foreign._unwrap(path, {"state_dict": deep})
     looped = {"epoch": 1, "model": original}
     looped["state_dict"] = looped
-    assert foreign._unwrap(path, looped)[3] == ("model",)
+    assert foreign._unwrap(path, looped)[0].location == ("model",)
     del looped["model"]
     with pytest.raises(CheckpointError, match="keys found: 'epoch', 'state_dict'"):
         foreign._unwrap(path, looped)
 
 
-def test_layouts_cover_every_nesting_key():
-    assert {k for _, loc, _, _ in _LAYOUTS.values() for k in loc} == set(NESTING_KEYS)
+def test_layouts_and_prefixes_cover_every_holder_name():
+    nesting = {k for _, loc, _, _ in _LAYOUTS.values() for k in loc}
+    assert set(HOLDER_NAMES) <= nesting | {w.rstrip(".") for w in _WRAPPERS}
 
 
 @pytest.mark.parametrize("main, ema", [("state_dict", "state_dict_ema"), ("model", "model_ema"),
@@ -242,109 +345,3 @@ def test_liv_load_keeps_training_metadata_without_masking_its_own(tmp_path, orig
     provenance = liv.load(path).config.provenance
     assert provenance["source_format"] == "training-checkpoint"
     assert provenance["epoch"] == 4 and provenance["global_step"] == 100
-
-
-# --- plain Python and numpy objects next to the weights -------------------------------------------
-
-
-def _with_objects(original: dict) -> dict:
-    args = argparse.Namespace(lr=1e-5, logs=Path("/runs/a"), data=PurePosixPath("/data"), name="run-1")
-    return {"epoch": 2, "state_dict": _prefixed(original, "module."), "args": args,
-            "metrics": {"val_loss": np.float64(0.25), "step": np.int64(7), "ok": np.bool_(True),
-                        "curve": np.arange(4, dtype=np.float32)}}
-
-
-def test_namespace_numpy_and_paths_get_inert_stand_ins(tmp_path, original):
-    path = tmp_path / "open_clip_args.pt"
-    torch.save(_with_objects(original), path)
-    ckpt = read_foreign_state_dict(path)
-    assert ckpt.extras == {"epoch": 2}
-    _assert_same(ckpt.state_dict, original)
-    obj = load_weights_only(path)
-    assert _no_stand_ins_left()
-    stood_in = [obj["args"], obj["args"].state["logs"], *obj["metrics"].values()]
-    assert all(isinstance(o, DataStandIn) for o in stood_in), stood_in
-    assert obj["args"].stands_for == "argparse.Namespace"
-    assert obj["args"].state["name"] == "run-1"  # the state is kept, as data, uninterpreted
-
-
-@pytest.mark.parametrize("value, refused", [
-    (argparse.Namespace(lr=1e-5), "argparse.Namespace"),
-    (np.float64(0.25), "{0.__module__}.{0.__name__}".format(np.float64(0).__reduce__()[0])),
-])
-def test_without_stand_ins_the_refusal_names_file_global_and_fix(tmp_path, original, monkeypatch, value, refused):
-    # Control for the stand-ins, and the message a torch without safe_globals gives.
-    monkeypatch.setattr(torch_pickle, "_STAND_INS", [])
-    path = tmp_path / "needs_stand_ins.ckpt"
-    torch.save({"state_dict": original, "extra": value}, path)
-    with pytest.raises(CheckpointError) as err:
-        read_foreign_state_dict(path)
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith(f"{path}: refused: unpickling it would import or call '{refused}'")
-    assert "If you trust this file" in message and "weights_only=False" in message
-    assert str(path.with_name("needs_stand_ins.weights.pt")) in message
-
-
-def test_unknown_class_is_refused_with_a_working_extraction_command(tmp_path, original, monkeypatch, capsys):
-    module = "liv_wrappers_test_config"
-    (tmp_path / f"{module}.py").write_text("class RunConfig:\n    def __init__(self):\n        self.lr = 1e-5\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    config = importlib.import_module(module).RunConfig()
-    path = tmp_path / "it's a \"run\".ckpt"  # the command must survive quotes in the name
-    torch.save({"state_dict": _prefixed(original, "model."), "config": config, "epoch": 1}, path)
-    with pytest.raises(CheckpointError) as err:
-        read_foreign_state_dict(path)
-    message = str(err.value)
-    assert message.startswith(f"{path}: refused: unpickling it would import or call '{module}.RunConfig'")
-    assert _no_stand_ins_left()
-
-    assert cli_main(["info", str(path)]) == 2
-    err_lines = capsys.readouterr().err.strip().splitlines()
-    assert len(err_lines) == 1 and f"'{module}.RunConfig'" in err_lines[0] and "Traceback" not in err_lines[0]
-
-    # The suggested command, run as the user would (with this interpreter), gives a loadable file.
-    command = message.split("load the result instead: ", 1)[1]
-    assert command.startswith("python -c ")
-    command = shlex.quote(sys.executable) + command[len("python"):]
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    subprocess.run(command, shell=True, check=True, env=env, timeout=300)
-    extracted = read_foreign_state_dict(path.with_name(path.stem + ".weights.pt"))
-    assert extracted.location == ("state_dict",) and extracted.extras == {}
-    _assert_same(extracted.state_dict, original)
-
-
-# --- hostile files: stand-ins open no door ---------------------------------------------------------
-
-
-class _SystemPayload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch '{self.marker}'",))
-
-
-@pytest.mark.parametrize("where", ["next-to-weights", "inside-namespace", "inside-state-dict"])
-def test_os_system_is_refused_without_running(tmp_path, original, where):
-    control = tmp_path / "control"
-    pickle.loads(pickle.dumps(_SystemPayload(control), protocol=2))
-    assert control.exists(), "the payload should work when unpickled unsafely"
-    marker = tmp_path / "pwned"
-    payload = _SystemPayload(marker)
-    obj = {"epoch": 1, "state_dict": dict(original)}
-    if where == "next-to-weights":
-        obj["callback"] = payload
-    elif where == "inside-namespace":
-        obj["args"] = argparse.Namespace(cmd=payload)
-    else:
-        obj["state_dict"]["visual.conv1.weight"] = payload
-    path = tmp_path / "evil.ckpt"
-    torch.save(obj, path)
-    with pytest.raises(CheckpointError) as err:
-        read_foreign_state_dict(path)
-    message = str(err.value)
-    assert message.startswith(f"{path}: refused: unpickling it would call '{os.system.__module__}.system'")
-    assert "do not load this file" in message and "weights_only=False" not in message
-    assert not marker.exists(), "the payload ran"
-    assert _no_stand_ins_left()

@@ -156,17 +156,20 @@ def test_plain_state_dict_round_trips(tmp_path, release, prefix, legacy, safe_lo
         assert ckpt.state_dict[k].dtype == v.dtype and torch.equal(ckpt.state_dict[k], v), k
 
 
-def test_prefix_is_stripped_only_when_every_key_has_it(tmp_path, release):
+def test_keys_outside_the_prefix_are_ignored_unless_they_are_clip_keys(tmp_path, release):
     sd = {"module." + k: v for k, v in release.state_dict.items()}
     sd["extra_buffer"] = torch.zeros(1)
     path = tmp_path / "mixed.pt"
     torch.save(sd, path)
-    with pytest.raises(CheckpointError, match="no recognisable CLIP state dict"):
-        read_foreign_state_dict(path)
-    # Without the odd key out the same file is fine.
-    del sd["extra_buffer"]
+    ckpt = read_foreign_state_dict(path)
+    assert list(ckpt.state_dict) == list(release.state_dict)
+    for k, v in release.state_dict.items():
+        assert torch.equal(ckpt.state_dict[k], v), k
+    # A CLIP key outside the prefix: which logit_scale is the model's is unknowable.
+    sd["logit_scale"] = torch.zeros(())
     torch.save(sd, path)
-    assert set(read_foreign_state_dict(path).state_dict) == set(release.state_dict)
+    with pytest.raises(CheckpointError, match=r"under keys 'module\.\*' and CLIP keys outside them: 'logit_scale'"):
+        read_foreign_state_dict(path)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -26,8 +26,7 @@ import torch
 # One exception type for every checkpoint reader in liv; re-exported from here.
 from liv.checkpoints.errors import CheckpointError
 from liv.checkpoints.torch_pickle import load_weights_only
-from liv.checkpoints.wrappers import (AmbiguousWeights, best_guess, describe, find_clip_weights,
-                                      missing_clip_keys, plain_keys)
+from liv.checkpoints.wrappers import AmbiguousWeights, Found, best_guess, describe, find_clip_weights
 
 __all__ = ["FORMATS", "CheckpointError", "ForeignCheckpoint", "read_foreign_state_dict"]
 
@@ -74,13 +73,14 @@ def read_foreign_state_dict(path: str | os.PathLike) -> ForeignCheckpoint:
     plain ``torch.save`` state dict, training checkpoint or ``.safetensors`` file, never
     executing pickled code.
 
-    Wrapper prefixes (``module.``, ``model.``, ``clip.``, ``_orig_mod.``) are removed and nested
-    weights are found as :mod:`liv.checkpoints.wrappers` describes.
+    Wrapper prefixes (``module.``, ``model.``, ``_orig_mod.``, any other attribute name) are
+    removed and nested weights are found as :mod:`liv.checkpoints.wrappers` describes.
 
     Raises :class:`CheckpointError` (naming ``path``) for missing, empty, corrupt,
     unrecognised or unsafe files (naming the refused class or function), for files without a
-    CLIP state dict (listing the keys found), and for files holding several CLIP state dicts
-    (listing where).
+    CLIP state dict (naming the keys missing and listing the keys found), for files holding
+    several CLIP state dicts or CLIP keys outside the weights' prefix (naming where), and for
+    weights with non-tensor entries or keys that clash once ``_orig_mod`` is removed.
     """
     p = Path(path)
     if not p.exists():
@@ -96,26 +96,26 @@ def read_foreign_state_dict(path: str | os.PathLike) -> ForeignCheckpoint:
     if not head:
         raise CheckpointError(p, "file is empty, not a checkpoint")
 
-    extras: dict = {}
-    location: tuple = ()
+    fmt: str | None = None  # for pickles: decided by where the weights are
     if p.suffix == ".safetensors" or _looks_like_safetensors(head, size):
-        raw, fmt = _load_safetensors(p), "safetensors-state-dict"
+        obj, fmt = _load_safetensors(p), "safetensors-state-dict"
     elif head.startswith(b"PK"):
         names = _zip_names(p)
         # Same test torch.load uses to divert a zip to torch.jit.load.
         if any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in names):
-            raw, fmt = _read_torchscript(p, names), "openai-torchscript"
+            obj, fmt = _read_torchscript(p, names), "openai-torchscript"
         else:
-            raw, fmt, extras, location = _unwrap(p, load_weights_only(p))
+            obj = load_weights_only(p)
     elif head.startswith(b"\x80"):  # pickle protocol >= 2: torch.save's legacy format
-        raw, fmt, extras, location = _unwrap(p, load_weights_only(p))
+        obj = load_weights_only(p)
     else:
         raise CheckpointError(
             p, f"not a checkpoint: unrecognised file header {head[:8]!r} "
             "(expected a torch zip archive, a pickle or a safetensors file)"
         )
-    return ForeignCheckpoint(state_dict=_finish(p, raw, location), format=fmt, extras=extras,
-                             location=location)
+    found, fmt, extras = _unwrap(p, obj, fmt)
+    return ForeignCheckpoint(state_dict=_finish(p, found), format=fmt, extras=extras,
+                             location=found.location)
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -142,58 +142,53 @@ def _zip_names(p: Path) -> list[str]:
         raise CheckpointError(p, f"truncated or corrupt zip archive ({e})") from e
 
 
-def _unwrap(p: Path, obj: Any) -> tuple[Mapping, str, dict, tuple]:
+def _unwrap(p: Path, obj: Any, fmt: str | None = None) -> tuple[Found, str, dict]:
+    """The CLIP weights in ``obj``, the file's format (``fmt`` if given) and its metadata."""
     if not isinstance(obj, Mapping):
         raise CheckpointError(p, f"holds a {type(obj).__name__}, not a dict of tensors")
     try:
         found = find_clip_weights(obj)
     except AmbiguousWeights as e:
-        raise CheckpointError(
-            p, f"holds several CLIP state dicts, under {e}, and liv cannot tell which one to "
-            "load; save the one you want on its own"
-        ) from None
+        raise CheckpointError(p, str(e)) from None
     if found is None:
-        guess = best_guess(obj)
-        raise _no_clip_state_dict(p, guess.weights, guess.location, missing_clip_keys(plain_keys(
-            [k for k in guess.weights if isinstance(k, str)])))
+        raise _no_clip_state_dict(p, best_guess(obj))
     location = found.location
-    if not location:
-        return found.weights, "clip-state-dict", {}, location
+    if fmt is not None or not location:
+        return found, fmt or "clip-state-dict", {}
     if location == ("liv",):
         fmt = "liv-snapshot" if ("optimizer" in obj or "global_step" in obj) else "liv-release"
     else:
         fmt = "training-checkpoint"
     extras = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, (bool, int, float, str))}
-    return found.weights, fmt, extras, location
+    return found, fmt, extras
 
 
-def _no_clip_state_dict(p: Path, raw: Mapping, location: tuple, missing: list[str]) -> CheckpointError:
-    where = f" (under {describe(location)})" if location else ""
+def _no_clip_state_dict(p: Path, guess: Found) -> CheckpointError:
+    where = f" (under {describe(guess.location)})" if guess.location else ""
+    raw = guess.weights
     shown = ", ".join(repr(k) for k in list(raw)[:8]) or "none"
     more = f" (+{len(raw) - 8} more)" if len(raw) > 8 else ""
     return CheckpointError(
-        p, f"no recognisable CLIP state dict: missing {', '.join(missing)}; keys found{where}: {shown}{more}"
+        p, f"no recognisable CLIP state dict: missing {', '.join(guess.missing)}; keys found{where}: {shown}{more}"
     )
 
 
-def _finish(p: Path, raw: Mapping, location: tuple = ()) -> dict[str, torch.Tensor]:
-    keys = [k for k in raw if isinstance(k, str)]
-    plain = plain_keys(keys)
-    where = f" (under {describe(location)})" if location else ""
-    missing = missing_clip_keys(plain)
-    if missing:
-        raise _no_clip_state_dict(p, raw, location, missing)
-    odd = [k for k in keys if not isinstance(raw[k], torch.Tensor)]
-    if odd or len(keys) != len(raw):
+def _finish(p: Path, found: Found) -> dict[str, torch.Tensor]:
+    """The weights ``found`` names, under their CLIP names, as CPU tensors (half widened)."""
+    raw = found.weights
+    where = f" (under {found.describe()})" if found.location or found.prefix else ""
+    odd = [k for _, k in found.names if not isinstance(raw[k], torch.Tensor)]
+    # Without a prefix the whole dict is the state dict, so a non-string key is part of it.
+    if odd or (not found.prefix and any(not isinstance(k, str) for k in raw)):
         raise CheckpointError(p, f"state dict{where} has non-tensor entries or keys: {odd[:5]}")
-    twice = sorted(k for k, n in collections.Counter(plain).items() if n > 1)
+    twice = sorted(k for k, n in collections.Counter(name for name, _ in found.names).items() if n > 1)
     if twice:  # "visual.x" next to "visual._orig_mod.x": which one is the model's is unknowable
         raise CheckpointError(p, f"state dict{where} has keys that are the same once "
                                  f"'_orig_mod.' is removed: {twice[:5]}")
     out = {}
-    for k, v in zip(plain, (raw[k] for k in keys)):
-        v = v.detach().to("cpu")
-        out[k] = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+    for name, k in found.names:
+        v = raw[k].detach().to("cpu")
+        out[name] = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
     return out
 
 

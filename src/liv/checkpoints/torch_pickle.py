@@ -12,8 +12,13 @@ is refused with a message that names it and says how to extract the tensors from
 file; a checkpoint that would call something like ``os.system`` or ``exec`` is refused without
 that advice.
 
-Caveat: torch's allow-list is process-wide, so a ``torch.load`` in another thread during
-:func:`load_weights_only` also gets the stand-ins for these classes (and so also runs nothing).
+torch's allow-list is process-wide and its ``safe_globals`` context is not thread-safe (two
+overlapping uses can remove each other's entries, or, in some torch versions, leave them behind
+for good). liv's uses are therefore serialised by one lock, so liv reads one pickle at a time per
+process, and after each one no stand-in is left on the list. Caveat: a ``torch.load`` in another
+thread that does not go through liv still sees the stand-ins while liv is reading (and so also
+runs nothing for these classes), and other code changing the allow-list at that very moment is
+not covered by liv's lock.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import json
 import pickle
 import re
 import shlex
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +104,33 @@ def _stand_in(full_name: str) -> type:
 _STAND_INS = [_stand_in(n) for n in DATA_ONLY_GLOBALS]
 
 
-def _with_stand_ins() -> contextlib.AbstractContextManager:
+_ALLOW_LIST_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _with_stand_ins() -> Iterator[None]:
+    """The stand-ins on torch's allow-list for the duration; only one thread at a time."""
     safe_globals = getattr(torch.serialization, "safe_globals", None)
-    # torch < 2.5 has only a permanent, process-wide allow-list: refuse those files there.
-    return safe_globals(_STAND_INS) if safe_globals else contextlib.nullcontext()
+    if safe_globals is None:
+        # torch < 2.5 has only a permanent, process-wide allow-list: refuse those files there.
+        yield
+        return
+    with _ALLOW_LIST_LOCK:
+        try:
+            with safe_globals(_STAND_INS):
+                yield
+        finally:
+            _remove_stand_ins()
+
+
+def _remove_stand_ins() -> None:
+    # torch versions whose safe_globals restores a snapshot on exit would put back stand-ins that
+    # a snapshot taken during another load still held; whatever the version, none may outlive a load.
+    now = torch.serialization.get_safe_globals()
+    kept = [g for g in now if not (isinstance(g, type) and issubclass(g, DataStandIn))]
+    if len(kept) != len(now):
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(kept)
 
 
 def load_weights_only(p: Path) -> Any:
@@ -158,12 +188,15 @@ def _runs_code(full_name: str) -> bool:
 
 
 def extraction_hint(p: Path) -> str:
-    """A shell command that re-saves the dicts and tensors of ``p`` (dropping every other object)
-    as ``<stem>.weights.pt`` next to it, which liv then reads. It unpickles ``p`` with all its
-    code, so it is only for a file the user trusts."""
+    """A shell command that re-saves the dicts and tensors of ``p`` as ``<stem>.weights.pt`` next
+    to it, which liv then reads. Objects with a ``state_dict()`` method (a whole pickled
+    ``nn.Module``, from ``torch.save(model)``, at the top or nested) are replaced by their state
+    dicts; every other object is dropped. It unpickles ``p`` with all its code, so it is only for a
+    file the user trusts."""
     out = p.with_name(p.stem + ".weights.pt")
-    code = ("import torch; t = lambda o: {k: t(v) for k, v in o.items() "
-            "if isinstance(v, (dict, torch.Tensor))} if isinstance(o, dict) else o; "
+    code = ("import torch; m = lambda o: callable(getattr(o, \"state_dict\", None)); "
+            "t = lambda o: t(o.state_dict()) if m(o) else {k: t(v) for k, v in o.items() "
+            "if m(v) or isinstance(v, (dict, torch.Tensor))} if isinstance(o, dict) else o; "
             f"torch.save(t(torch.load({json.dumps(str(p))}, weights_only=False)), "
             f"{json.dumps(str(out))})")
     return f"python -c {shlex.quote(code)}"
