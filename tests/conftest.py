@@ -30,3 +30,11 @@ def reference_fixtures() -> Path:
         looked = ", ".join(map(str, _reference_fixture_candidates()))
         pytest.skip(f"no reference fixtures (set LIV_REFERENCE_FIXTURES); looked in: {looked}")
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_state_dict():
+    """clip-tiny's CLIP state dict at seed 0: {key: tensor}, a copy per test module."""
+    import liv
+
+    return {k: v.clone() for k, v in liv.create("clip-tiny", seed=0).clip.state_dict().items()}

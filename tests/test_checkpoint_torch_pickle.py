@@ -25,21 +25,7 @@ from liv.checkpoints import torch_pickle
 from liv.checkpoints.foreign import CheckpointError, read_foreign_state_dict
 from liv.checkpoints.torch_pickle import DataStandIn, load_weights_only
 from liv.cli import main as cli_main
-
-
-@pytest.fixture(scope="module")
-def original() -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in liv.create("clip-tiny", seed=0).clip.state_dict().items()}
-
-
-def _assert_same(loaded: dict[str, torch.Tensor], original: dict[str, torch.Tensor]) -> None:
-    assert sorted(loaded) == sorted(original)
-    for k, v in original.items():
-        assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], v), k
-
-
-def _prefixed(sd: dict, prefix: str) -> dict:
-    return {prefix + k: v for k, v in sd.items()}
+from checkpoint_states import assert_same, prefixed
 
 
 def _no_stand_ins_left() -> bool:
@@ -50,19 +36,19 @@ def _no_stand_ins_left() -> bool:
 # --- plain Python and numpy objects next to the weights -------------------------------------------
 
 
-def _with_objects(original: dict) -> dict:
+def _with_objects(tiny_state_dict: dict) -> dict:
     args = argparse.Namespace(lr=1e-5, logs=Path("/runs/a"), data=PurePosixPath("/data"), name="run-1")
-    return {"epoch": 2, "state_dict": _prefixed(original, "module."), "args": args,
+    return {"epoch": 2, "state_dict": prefixed(tiny_state_dict, "module."), "args": args,
             "metrics": {"val_loss": np.float64(0.25), "step": np.int64(7), "ok": np.bool_(True),
                         "curve": np.arange(4, dtype=np.float32)}}
 
 
-def test_namespace_numpy_and_paths_get_inert_stand_ins(tmp_path, original):
+def test_namespace_numpy_and_paths_get_inert_stand_ins(tmp_path, tiny_state_dict):
     path = tmp_path / "open_clip_args.pt"
-    torch.save(_with_objects(original), path)
+    torch.save(_with_objects(tiny_state_dict), path)
     ckpt = read_foreign_state_dict(path)
     assert ckpt.extras == {"epoch": 2}
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
     obj = load_weights_only(path)
     assert _no_stand_ins_left()
     stood_in = [obj["args"], obj["args"].state["logs"], *obj["metrics"].values()]
@@ -75,11 +61,11 @@ def test_namespace_numpy_and_paths_get_inert_stand_ins(tmp_path, original):
     (argparse.Namespace(lr=1e-5), "argparse.Namespace"),
     (np.float64(0.25), "{0.__module__}.{0.__name__}".format(np.float64(0).__reduce__()[0])),
 ])
-def test_without_stand_ins_the_refusal_names_file_global_and_fix(tmp_path, original, monkeypatch, value, refused):
+def test_without_stand_ins_the_refusal_names_file_global_and_fix(tmp_path, tiny_state_dict, monkeypatch, value, refused):
     # Control for the stand-ins, and the message a torch without safe_globals gives.
     monkeypatch.setattr(torch_pickle, "_STAND_INS", [])
     path = tmp_path / "needs_stand_ins.ckpt"
-    torch.save({"state_dict": original, "extra": value}, path)
+    torch.save({"state_dict": tiny_state_dict, "extra": value}, path)
     with pytest.raises(CheckpointError) as err:
         read_foreign_state_dict(path)
     message = str(err.value)
@@ -89,13 +75,13 @@ def test_without_stand_ins_the_refusal_names_file_global_and_fix(tmp_path, origi
     assert str(path.with_name("needs_stand_ins.weights.pt")) in message
 
 
-def test_unknown_class_is_refused_with_a_working_extraction_command(tmp_path, original, monkeypatch, capsys):
+def test_unknown_class_is_refused_with_a_working_extraction_command(tmp_path, tiny_state_dict, monkeypatch, capsys):
     module = "liv_wrappers_test_config"
     (tmp_path / f"{module}.py").write_text("class RunConfig:\n    def __init__(self):\n        self.lr = 1e-5\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     config = importlib.import_module(module).RunConfig()
     path = tmp_path / "it's a \"run\".ckpt"  # the command must survive quotes in the name
-    torch.save({"state_dict": _prefixed(original, "model."), "config": config, "epoch": 1}, path)
+    torch.save({"state_dict": prefixed(tiny_state_dict, "model."), "config": config, "epoch": 1}, path)
     with pytest.raises(CheckpointError) as err:
         read_foreign_state_dict(path)
     message = str(err.value)
@@ -114,20 +100,20 @@ def test_unknown_class_is_refused_with_a_working_extraction_command(tmp_path, or
     subprocess.run(command, shell=True, check=True, env=env, timeout=300)
     extracted = read_foreign_state_dict(path.with_name(path.stem + ".weights.pt"))
     assert extracted.location == ("state_dict",) and extracted.extras == {}
-    _assert_same(extracted.state_dict, original)
+    assert_same(extracted.state_dict, tiny_state_dict)
 
 
 class _UserAllowed:
     """A class some other code has put on torch's allow-list; liv's loads must leave it there."""
 
 
-def test_concurrent_loads_keep_the_allow_list_intact(tmp_path, original, monkeypatch):
+def test_concurrent_loads_keep_the_allow_list_intact(tmp_path, tiny_state_dict, monkeypatch):
     module = "liv_wrappers_test_threads"
     (tmp_path / f"{module}.py").write_text("class Unknown:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     good, refused = tmp_path / "namespace.ckpt", tmp_path / "unknown.ckpt"
-    torch.save(_with_objects(original), good)
-    torch.save({"state_dict": original, "x": importlib.import_module(module).Unknown()}, refused)
+    torch.save(_with_objects(tiny_state_dict), good)
+    torch.save({"state_dict": tiny_state_dict, "x": importlib.import_module(module).Unknown()}, refused)
     real_load = torch.load
 
     def slow_load(*args, **kwargs):
@@ -163,7 +149,7 @@ def test_concurrent_loads_keep_the_allow_list_intact(tmp_path, original, monkeyp
         for result in results:
             if path == good:
                 assert isinstance(result, dict), result
-                _assert_same(result, original)
+                assert_same(result, tiny_state_dict)
             else:
                 assert isinstance(result, CheckpointError), result
                 assert str(result).startswith(f"{refused}: refused: unpickling it would import or call "
@@ -185,15 +171,15 @@ class _SnapshotSafeGlobals:
         torch.serialization.add_safe_globals(self.initial)
 
 
-def test_a_stand_in_left_on_the_allow_list_is_removed_by_the_next_load(tmp_path, original, monkeypatch):
+def test_a_stand_in_left_on_the_allow_list_is_removed_by_the_next_load(tmp_path, tiny_state_dict, monkeypatch):
     # What two overlapping snapshot-restoring contexts (in code that bypasses liv's lock) leave behind.
     monkeypatch.setattr(torch.serialization, "safe_globals", _SnapshotSafeGlobals)
     path = tmp_path / "namespace.ckpt"
-    torch.save(_with_objects(original), path)
+    torch.save(_with_objects(tiny_state_dict), path)
     initial = torch.serialization.get_safe_globals()
     torch.serialization.add_safe_globals([_UserAllowed, torch_pickle._STAND_INS[0]])
     try:
-        _assert_same(read_foreign_state_dict(path).state_dict, original)
+        assert_same(read_foreign_state_dict(path).state_dict, tiny_state_dict)
         assert _no_stand_ins_left()
         assert _UserAllowed in torch.serialization.get_safe_globals()
     finally:
@@ -202,7 +188,7 @@ def test_a_stand_in_left_on_the_allow_list_is_removed_by_the_next_load(tmp_path,
 
 
 @pytest.mark.parametrize("nested", [False, True], ids=["module", "module-in-dict"])
-def test_extraction_command_turns_a_whole_pickled_module_into_its_state_dict(tmp_path, original, monkeypatch, nested):
+def test_extraction_command_turns_a_whole_pickled_module_into_its_state_dict(tmp_path, tiny_state_dict, monkeypatch, nested):
     # torch.save(model) instead of torch.save(model.state_dict()): the command must call state_dict().
     module = "liv_wrappers_test_policy"
     (tmp_path / f"{module}.py").write_text(
@@ -224,7 +210,7 @@ def test_extraction_command_turns_a_whole_pickled_module_into_its_state_dict(tmp
     subprocess.run(command, shell=True, check=True, env=env, timeout=300)
     model = liv.load(path.with_name("policy.weights.pt"))
     assert model.config.preset == "clip-tiny"
-    _assert_same(model.clip.state_dict(), original)
+    assert_same(model.clip.state_dict(), tiny_state_dict)
 
 
 # --- hostile files: stand-ins open no door ---------------------------------------------------------
@@ -239,13 +225,13 @@ class _SystemPayload:
 
 
 @pytest.mark.parametrize("where", ["next-to-weights", "inside-namespace", "inside-state-dict"])
-def test_os_system_is_refused_without_running(tmp_path, original, where):
+def test_os_system_is_refused_without_running(tmp_path, tiny_state_dict, where):
     control = tmp_path / "control"
     pickle.loads(pickle.dumps(_SystemPayload(control), protocol=2))
     assert control.exists(), "the payload should work when unpickled unsafely"
     marker = tmp_path / "pwned"
     payload = _SystemPayload(marker)
-    obj = {"epoch": 1, "state_dict": dict(original)}
+    obj = {"epoch": 1, "state_dict": dict(tiny_state_dict)}
     if where == "next-to-weights":
         obj["callback"] = payload
     elif where == "inside-namespace":

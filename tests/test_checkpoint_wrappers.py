@@ -14,21 +14,7 @@ from liv.checkpoints import foreign
 from liv.checkpoints.foreign import CheckpointError, read_foreign_state_dict
 from liv.checkpoints.wrappers import COMPILE_WRAPPER, HOLDER_NAMES, MAX_DEPTH
 from liv.cli import main as cli_main
-
-
-@pytest.fixture(scope="module")
-def original() -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in liv.create("clip-tiny", seed=0).clip.state_dict().items()}
-
-
-def _assert_same(loaded: dict[str, torch.Tensor], original: dict[str, torch.Tensor]) -> None:
-    assert sorted(loaded) == sorted(original)
-    for k, v in original.items():
-        assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], v), k
-
-
-def _prefixed(sd: dict, prefix: str) -> dict:
-    return {prefix + k: v for k, v in sd.items()}
+from checkpoint_states import assert_same, prefixed
 
 
 # --- key prefixes ---------------------------------------------------------------------------------
@@ -45,17 +31,17 @@ _PREFIX_CHAINS = sorted(
 @pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module.",
                                     "model.clip.", "module.model."])
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
-def test_prefixed_files_round_trip(tmp_path, original, prefix, legacy):
+def test_prefixed_files_round_trip(tmp_path, tiny_state_dict, prefix, legacy):
     path = tmp_path / "weights.pt"
-    torch.save(_prefixed(original, prefix), path, _use_new_zipfile_serialization=not legacy)
+    torch.save(prefixed(tiny_state_dict, prefix), path, _use_new_zipfile_serialization=not legacy)
     ckpt = read_foreign_state_dict(path)
     assert ckpt.format == "clip-state-dict" and ckpt.location == ()
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
 
 
 @pytest.mark.parametrize("wrap", ["compile", "dataparallel", "compile(dataparallel)",
                                   "dataparallel(compile)", "liv-model"])
-def test_state_dicts_of_really_wrapped_modules(tmp_path, original, wrap):
+def test_state_dicts_of_really_wrapped_modules(tmp_path, tiny_state_dict, wrap):
     # The real wrappers, not hand-written prefixes (compiling is lazy: nothing is traced here).
     model = liv.create("clip-tiny", seed=0)
     module = {
@@ -66,25 +52,25 @@ def test_state_dicts_of_really_wrapped_modules(tmp_path, original, wrap):
         "liv-model": lambda: model,
     }[wrap]()
     saved = module.state_dict()
-    assert sorted(saved) != sorted(original), "the wrapper should have renamed the keys"
+    assert sorted(saved) != sorted(tiny_state_dict), "the wrapper should have renamed the keys"
     path = tmp_path / "wrapped.pt"
     torch.save(saved, path)
-    _assert_same(read_foreign_state_dict(path).state_dict, original)
+    assert_same(read_foreign_state_dict(path).state_dict, tiny_state_dict)
 
 
-def test_compiled_submodule_keys_lose_orig_mod(tmp_path, original):
+def test_compiled_submodule_keys_lose_orig_mod(tmp_path, tiny_state_dict):
     model = liv.create("clip-tiny", seed=0)
     model.clip.visual = torch.compile(model.clip.visual)
     saved = model.clip.state_dict()
     assert "visual._orig_mod.conv1.weight" in saved
     path = tmp_path / "compiled_visual.pt"
     torch.save(saved, path)
-    _assert_same(read_foreign_state_dict(path).state_dict, original)
+    assert_same(read_foreign_state_dict(path).state_dict, tiny_state_dict)
 
 
-def test_keys_that_clash_without_orig_mod_are_refused(tmp_path, original):
-    sd = dict(original)
-    sd["visual._orig_mod.conv1.weight"] = original["visual.conv1.weight"] + 1
+def test_keys_that_clash_without_orig_mod_are_refused(tmp_path, tiny_state_dict):
+    sd = dict(tiny_state_dict)
+    sd["visual._orig_mod.conv1.weight"] = tiny_state_dict["visual.conv1.weight"] + 1
     path = tmp_path / "clash.pt"
     torch.save(sd, path)
     with pytest.raises(CheckpointError, match=r"same once '_orig_mod\.' is removed: \['visual\.conv1\.weight'\]"):
@@ -94,7 +80,7 @@ def test_keys_that_clash_without_orig_mod_are_refused(tmp_path, original):
 # --- the CLIP root among other keys ---------------------------------------------------------------
 
 
-def test_swa_averaged_model_state_dict(tmp_path, original):
+def test_swa_averaged_model_state_dict(tmp_path, tiny_state_dict):
     # torch.optim.swa_utils.AveragedModel: module.<CLIP key> plus its own n_averaged counter.
     swa = torch.optim.swa_utils.AveragedModel(liv.create("clip-tiny", seed=0).clip)
     saved = swa.state_dict()
@@ -103,34 +89,34 @@ def test_swa_averaged_model_state_dict(tmp_path, original):
     torch.save(saved, path)
     ckpt = read_foreign_state_dict(path)
     assert ckpt.format == "clip-state-dict" and ckpt.location == ()
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
 
 
 @pytest.mark.parametrize("others", [
     {"criterion.weight": torch.ones(3)},
     {"loss_fn.class_weights": torch.ones(3), "loss_fn.margin": torch.tensor(0.2), "step_count": torch.tensor(7)},
 ], ids=["criterion", "loss_fn"])
-def test_lightning_module_with_another_submodule(tmp_path, original, others):
+def test_lightning_module_with_another_submodule(tmp_path, tiny_state_dict, others):
     path = tmp_path / "last.ckpt"
-    torch.save({"epoch": 1, "state_dict": {**_prefixed(original, "model."), **others}}, path)
+    torch.save({"epoch": 1, "state_dict": {**prefixed(tiny_state_dict, "model."), **others}}, path)
     ckpt = read_foreign_state_dict(path)
     assert ckpt.location == ("state_dict",) and ckpt.format == "training-checkpoint"
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
 
 
 @pytest.mark.parametrize("prefix", ["clip_model.", "backbone.", "encoder.", "policy.encoder._orig_mod.",
                                     "net.module.", "visual."])
-def test_any_attribute_name_holding_the_model(tmp_path, original, prefix):
+def test_any_attribute_name_holding_the_model(tmp_path, tiny_state_dict, prefix):
     # "visual.": a wrapper attribute spelt like a CLIP tower must still be taken off whole.
     path = tmp_path / "wrapped.pt"
-    torch.save({"step": 3, "model": _prefixed(original, prefix)}, path)
+    torch.save({"step": 3, "model": prefixed(tiny_state_dict, prefix)}, path)
     ckpt = read_foreign_state_dict(path)
     assert ckpt.location == ("model",)
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
 
 
-def test_a_clip_key_outside_the_root_is_refused_naming_both(tmp_path, original):
-    sd = {**_prefixed(original, "module."), "positional_embedding": original["positional_embedding"] + 1}
+def test_a_clip_key_outside_the_root_is_refused_naming_both(tmp_path, tiny_state_dict):
+    sd = {**prefixed(tiny_state_dict, "module."), "positional_embedding": tiny_state_dict["positional_embedding"] + 1}
     path = tmp_path / "half_wrapped.pt"
     torch.save(sd, path)
     with pytest.raises(CheckpointError) as err:
@@ -140,15 +126,15 @@ def test_a_clip_key_outside_the_root_is_refused_naming_both(tmp_path, original):
     assert message.startswith(f"{path}: holds CLIP weights under keys 'module.*' and CLIP keys outside them: "
                               "'positional_embedding'")
     # The same for a whole tower (other values) under another prefix, and for a nested dict.
-    sd = {**_prefixed(original, "model."),
-          **{"text." + k: v + 1 for k, v in original.items() if k.startswith("transformer.")}}
+    sd = {**prefixed(tiny_state_dict, "model."),
+          **{"text." + k: v + 1 for k, v in tiny_state_dict.items() if k.startswith("transformer.")}}
     torch.save({"state_dict": sd}, path)
     with pytest.raises(CheckpointError, match=r"under \['state_dict'\] keys 'model\.\*' and CLIP keys outside "
                                               r"them: 'text\.transformer\."):
         read_foreign_state_dict(path)
 
 
-def test_a_submodule_exposed_under_a_second_name_is_not_a_stray(tmp_path, original):
+def test_a_submodule_exposed_under_a_second_name_is_not_a_stray(tmp_path, tiny_state_dict):
     # A policy that keeps the CLIP model and also its image tower as an attribute of its own.
     policy = torch.nn.Module()
     policy.clip = liv.create("clip-tiny", seed=0).clip
@@ -158,7 +144,7 @@ def test_a_submodule_exposed_under_a_second_name_is_not_a_stray(tmp_path, origin
     assert "visual.conv1.weight" in saved and "clip.visual.conv1.weight" in saved
     path = tmp_path / "policy.pt"
     torch.save(saved, path)
-    _assert_same(read_foreign_state_dict(path).state_dict, original)
+    assert_same(read_foreign_state_dict(path).state_dict, tiny_state_dict)
     # Control: once the second copy differs, it is a stray CLIP key again.
     saved["visual.conv1.weight"] = saved["visual.conv1.weight"] + 1
     torch.save(saved, path)
@@ -167,8 +153,8 @@ def test_a_submodule_exposed_under_a_second_name_is_not_a_stray(tmp_path, origin
         read_foreign_state_dict(path)
 
 
-def test_missing_keys_are_named_as_they_would_appear(tmp_path, original):
-    sd = _prefixed({k: v for k, v in original.items() if k != "text_projection"}, "module.")
+def test_missing_keys_are_named_as_they_would_appear(tmp_path, tiny_state_dict):
+    sd = prefixed({k: v for k, v in tiny_state_dict.items() if k != "text_projection"}, "module.")
     sd["n_averaged"] = torch.tensor(1)
     path = tmp_path / "incomplete.pt"
     torch.save(sd, path)
@@ -180,24 +166,24 @@ def test_missing_keys_are_named_as_they_would_appear(tmp_path, original):
 
 
 @pytest.mark.parametrize("ema", ["model_ema.", "ema.", "model_ema.module.", "ema_model."])
-def test_prefix_level_ema_copy_loses_to_the_raw_weights(tmp_path, original, ema):
-    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in original.items()}
+def test_prefix_level_ema_copy_loses_to_the_raw_weights(tmp_path, tiny_state_dict, ema):
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in tiny_state_dict.items()}
     path = tmp_path / "lightning_ema.ckpt"
-    torch.save({"state_dict": {**_prefixed(original, "model."), **_prefixed(shifted, ema)}, "epoch": 2}, path)
+    torch.save({"state_dict": {**prefixed(tiny_state_dict, "model."), **prefixed(shifted, ema)}, "epoch": 2}, path)
     ckpt = read_foreign_state_dict(path)
     assert ckpt.location == ("state_dict",)
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
     # Under a name liv has no preference for, the EMA copy still loses.
-    torch.save({**_prefixed(original, "model.backbone."), **_prefixed(shifted, ema + "backbone.")}, path)
-    _assert_same(read_foreign_state_dict(path).state_dict, original)
+    torch.save({**prefixed(tiny_state_dict, "model.backbone."), **prefixed(shifted, ema + "backbone.")}, path)
+    assert_same(read_foreign_state_dict(path).state_dict, tiny_state_dict)
     # Control: the EMA copy alone is taken.
-    torch.save(_prefixed(shifted, ema), path)
-    _assert_same(read_foreign_state_dict(path).state_dict, shifted)
+    torch.save(prefixed(shifted, ema), path)
+    assert_same(read_foreign_state_dict(path).state_dict, shifted)
 
 
-def test_two_models_under_unknown_prefixes_are_refused(tmp_path, original):
+def test_two_models_under_unknown_prefixes_are_refused(tmp_path, tiny_state_dict):
     path = tmp_path / "distill.ckpt"
-    torch.save({"state_dict": {**_prefixed(original, "student."), **_prefixed(original, "teacher.")}}, path)
+    torch.save({"state_dict": {**prefixed(tiny_state_dict, "student."), **prefixed(tiny_state_dict, "teacher.")}}, path)
     with pytest.raises(CheckpointError) as err:
         read_foreign_state_dict(path)
     message = str(err.value)
@@ -243,40 +229,40 @@ _LAYOUTS = {
 }
 
 
-def test_every_prefix_chain_in_every_layout(original):
+def test_every_prefix_chain_in_every_layout(tiny_state_dict):
     # In memory, past torch.load, so that all combinations stay cheap; files follow below.
     path = Path("in-memory.pt")
     for (layout, (build, location, fmt, extras)), prefix in itertools.product(_LAYOUTS.items(), _PREFIX_CHAINS):
-        found, got_fmt, got_extras = foreign._unwrap(path, build(_prefixed(original, prefix)))
+        found, got_fmt, got_extras = foreign._unwrap(path, build(prefixed(tiny_state_dict, prefix)))
         got_location = found.location
         assert (got_location, got_fmt, got_extras) == (location, fmt, extras), (layout, prefix)
         loaded = foreign._finish(path, found)
         # The very tensors that went in (torch.equal on every one would take a minute here).
-        assert sorted(loaded) == sorted(original), (layout, prefix)
-        for k, v in original.items():
+        assert sorted(loaded) == sorted(tiny_state_dict), (layout, prefix)
+        for k, v in tiny_state_dict.items():
             assert loaded[k].data_ptr() == v.data_ptr() and loaded[k].shape == v.shape, (layout, prefix, k)
 
 
 @pytest.mark.parametrize("layout, prefix", list(zip(_LAYOUTS, itertools.cycle(
     ["module.", "model.", "_orig_mod.module.", "module._orig_mod.", "clip.", "", "model._orig_mod."]))))
-def test_every_layout_round_trips_through_a_file(tmp_path, original, layout, prefix):
+def test_every_layout_round_trips_through_a_file(tmp_path, tiny_state_dict, layout, prefix):
     build, location, fmt, extras = _LAYOUTS[layout]
     path = tmp_path / "checkpoint.pt"
-    torch.save(build(_prefixed(original, prefix)), path)
+    torch.save(build(prefixed(tiny_state_dict, prefix)), path)
     ckpt = read_foreign_state_dict(path)
     assert (ckpt.location, ckpt.format, ckpt.extras) == (location, fmt, extras)
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
 
 
-def test_nesting_depth_is_bounded_and_cycles_end(original):
+def test_nesting_depth_is_bounded_and_cycles_end(tiny_state_dict):
     path = Path("in-memory.pt")
-    deep = original
+    deep = tiny_state_dict
     for _ in range(MAX_DEPTH):
         deep = {"state_dict": deep}
     assert foreign._unwrap(path, deep)[0].location == ("state_dict",) * MAX_DEPTH
     with pytest.raises(CheckpointError, match="no recognisable CLIP state dict"):
         foreign._unwrap(path, {"state_dict": deep})
-    looped = {"epoch": 1, "model": original}
+    looped = {"epoch": 1, "model": tiny_state_dict}
     looped["state_dict"] = looped
     assert foreign._unwrap(path, looped)[0].location == ("model",)
     del looped["model"]
@@ -291,29 +277,29 @@ def test_layouts_and_prefixes_cover_every_holder_name():
 
 @pytest.mark.parametrize("main, ema", [("state_dict", "state_dict_ema"), ("model", "model_ema"),
                                        ("state_dict", "ema")])
-def test_raw_weights_are_taken_over_ema_weights(tmp_path, original, main, ema):
-    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in original.items()}
+def test_raw_weights_are_taken_over_ema_weights(tmp_path, tiny_state_dict, main, ema):
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in tiny_state_dict.items()}
     path = tmp_path / "with_ema.pt"
-    torch.save({ema: {"module." + k: v for k, v in shifted.items()}, main: original, "epoch": 3}, path)
+    torch.save({ema: {"module." + k: v for k, v in shifted.items()}, main: tiny_state_dict, "epoch": 3}, path)
     ckpt = read_foreign_state_dict(path)
     assert ckpt.location == (main,)
-    _assert_same(ckpt.state_dict, original)
+    assert_same(ckpt.state_dict, tiny_state_dict)
     # Control: the EMA copy alone is found too, so the choice above really was a preference.
     torch.save({ema: shifted}, path)
-    _assert_same(read_foreign_state_dict(path).state_dict, shifted)
+    assert_same(read_foreign_state_dict(path).state_dict, shifted)
 
 
-def test_two_equally_plausible_state_dicts_are_refused(tmp_path, original):
+def test_two_equally_plausible_state_dicts_are_refused(tmp_path, tiny_state_dict):
     path = tmp_path / "two.pt"
-    torch.save({"model": original, "state_dict": {k: v.clone() for k, v in original.items()}}, path)
+    torch.save({"model": tiny_state_dict, "state_dict": {k: v.clone() for k, v in tiny_state_dict.items()}}, path)
     with pytest.raises(CheckpointError) as err:
         read_foreign_state_dict(path)
     message = str(err.value)
     assert message.startswith(f"{path}: holds several CLIP state dicts")
     assert "['model']" in message and "['state_dict']" in message
     # The same dict saved under both keys is one set of weights, not two.
-    torch.save({"model": original, "state_dict": original}, path)
-    _assert_same(read_foreign_state_dict(path).state_dict, original)
+    torch.save({"model": tiny_state_dict, "state_dict": tiny_state_dict}, path)
+    assert_same(read_foreign_state_dict(path).state_dict, tiny_state_dict)
 
 
 def test_nested_dict_without_clip_keys_names_where_it_looked(tmp_path):
@@ -327,20 +313,20 @@ def test_nested_dict_without_clip_keys_names_where_it_looked(tmp_path):
     assert "keys found (under ['state_dict']): 'model.conv1.weight', 'model.fc.bias'" in message
 
 
-def test_liv_load_and_info_read_a_compiled_state_dict(tmp_path, original, capsys):
+def test_liv_load_and_info_read_a_compiled_state_dict(tmp_path, tiny_state_dict, capsys):
     # The ckpt_compiled case: a clip-tiny state dict saved from a torch.compile'd model.
     path = tmp_path / "model.pt"
-    torch.save(_prefixed(original, "_orig_mod."), path)
+    torch.save(prefixed(tiny_state_dict, "_orig_mod."), path)
     model = liv.load(path)
     assert model.config.preset == "clip-tiny"
-    _assert_same(model.clip.state_dict(), original)
+    assert_same(model.clip.state_dict(), tiny_state_dict)
     assert cli_main(["info", str(path)]) == 0
     assert "preset clip-tiny" in capsys.readouterr().out
 
 
-def test_liv_load_keeps_training_metadata_without_masking_its_own(tmp_path, original):
+def test_liv_load_keeps_training_metadata_without_masking_its_own(tmp_path, tiny_state_dict):
     path = tmp_path / "last.ckpt"
-    torch.save({"state_dict": _prefixed(original, "model."), "epoch": 4, "global_step": 100,
+    torch.save({"state_dict": prefixed(tiny_state_dict, "model."), "epoch": 4, "global_step": 100,
                 "source_format": "forged"}, path)
     provenance = liv.load(path).config.provenance
     assert provenance["source_format"] == "training-checkpoint"

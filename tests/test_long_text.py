@@ -144,8 +144,7 @@ def test_gym_wrapper_warns_at_construction_and_strict_raises(model, long_goals):
 # ------------------------------------------------------------------------------------------- command line
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, model):
-    av = pytest.importorskip("av")  # noqa: F841
-    from liv.data.frame_folders import write_frame_folders
+    pytest.importorskip("av")
     from liv.data.video_write import write_video
 
     root = tmp_path_factory.mktemp("long_text")

@@ -7,6 +7,7 @@ tells which frame came back, through lossy codecs too.
 
 import os
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -202,7 +203,7 @@ def test_reward_time_column_follows_the_video_timestamps(tmp_path):
 
     path = write(tmp_path / "dropped.mp4", 12, pts=[k + k // 3 for k in range(12)], time_base=Fraction(1, 30))
     liv.create("clip-tiny", seed=0).save(tmp_path / "model")
-    run_reward(RewardArgs(input=tmp_path / "dropped.mp4", model=str(tmp_path / "model"), goal=["open the drawer"],
+    run_reward(RewardArgs(input=Path(path), model=str(tmp_path / "model"), goal=["open the drawer"],
                           out=tmp_path / "out"))
     rows = (tmp_path / "out" / "rewards.csv").read_text().splitlines()[1:]
     times = [float(r.split(",")[1]) for r in rows]
