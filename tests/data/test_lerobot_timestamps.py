@@ -172,15 +172,45 @@ def test_fps_disagreeing_with_the_video_is_a_warning_and_explains_failed_reads(t
     ds = read_lerobot(root)
     problems = ds[0].frames.validate(full=False)
     assert problems == [f"warning: {ds[0].frames.describe()}: the video's frame rate is 30 fps but meta/info.json "
-                        f"says fps 15; frames are found at their rows' timestamps, so some may be missed"]
-    with pytest.raises(DataError, match=r"the video ends before .* the video runs at 30 fps but meta/info\.json "
+                        f"says fps 15; frames are found at their rows' timestamps, and a row with no frame at its "
+                        f"time is refused"]
+    with pytest.raises(DataError, match=r"no video frame at 0\.533333 s: the video ends first .* the video runs at 30 fps but meta/info\.json "
                                         r"says fps 15"):
         ds[0].read([T - 1])
     report = check_path(root)
     assert [p.severity for p in report.problems if "frame rate is 30 fps" in p.message] == ["warning"] * EPISODES
 
 
-def test_image_episodes_read_by_row_and_bad_timestamps_are_a_warning(tmp_path):
+@pytest.mark.parametrize("version", ["v2.1", "v3.0"])
+def test_a_faster_video_gives_the_frame_at_each_rows_time_not_a_neighbour(tmp_path, version):
+    # Rows every 0.1 s (info.json: 10 fps), video at 30 fps: row i's frame is video frame 3i. A window of
+    # 0.4 frame periods of the claimed rate (40 ms) also holds frame 3i - 1, 33 ms earlier.
+    root = write(tmp_path / "ds", version)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["fps"] = 10
+    (root / "meta/info.json").write_text(json.dumps(info))
+    for e in range(EPISODES):
+        rewrite_timestamps(root, e, lambda ts: np.arange(len(ts)) / 10)
+    ds = read_lerobot(root)
+    for e in range(EPISODES):
+        assert which(ds[e].read([2, 0, 1])) == [T * e + 6, T * e, T * e + 3]
+        past = "no video frame at 0\\.300000 s" if version == "v2.1" else "row 3's time .* is past the episode's segment"
+        with pytest.raises(DataError, match=past):
+            ds[e].read([3])  # 0.3 s is past the 9 frames (in v3.0, the next episode's frames follow)
+
+
+def test_a_video_slightly_off_the_rows_times_is_refused_not_read_as_a_neighbour(tmp_path):
+    root = write(tmp_path / "ds", "v2.1")
+    rewrite_timestamps(root, 0, lambda ts: np.arange(len(ts)) / 29.97)  # a recording at NTSC's 29.97 fps
+    info = json.loads((root / "meta/info.json").read_text())
+    info["fps"] = 29.97
+    (root / "meta/info.json").write_text(json.dumps(info))
+    ds = read_lerobot(root)
+    assert which(ds[0].read([0, 1])) == [0, 1]  # row 1 is 0.03 ms from frame 1: within LeRobot's 0.1 ms
+    with pytest.raises(DataError, match=r"episode_000000\.mp4 \(episode 0\).*: no video frame at 0\.266934 s: the "
+                                        r"video ends first \(its last frame is at 0\.266667 s\)"):
+        ds[0].read([8])  # 0.27 ms from frame 8, whose time it no longer is
+
     from PIL import Image
 
     root = tmp_path / "images"

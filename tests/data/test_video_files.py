@@ -106,19 +106,19 @@ def test_pickled_episode_reads_and_containers_reopen_per_process(tmp_path, monke
     ds[2].read([3])  # opens the container in this process
     clone = pickle.loads(pickle.dumps(ds[2]))
     assert np.array_equal(clone.read([11, 4]), EPISODES[2][1][[11, 4]])
-    monkeypatch.setattr(video_files._POOL, "pid", -1)  # as if this were a forked DataLoader worker
-    old_pool = video_files._POOL
+    inherited = video_files._FILES._open
+    monkeypatch.setattr(video_files._FILES, "_pid", -1)  # as if this were a forked DataLoader worker
     assert np.array_equal(clone.read([5]), EPISODES[2][1][[5]])
-    assert video_files._POOL is not old_pool
+    assert video_files._FILES._open is not inherited and len(video_files._FILES) == 1  # its own, newly opened
 
 
 def test_open_container_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(video_files, "MAX_OPEN_VIDEOS", 2)
+    monkeypatch.setattr(video_files._FILES, "limit", 2)
     ds = read_video_manifest(write_video_manifest(tmp_path, EPISODES, lossless=True))
     for _ in range(2):
         for episode, (_, frames) in zip(ds, EPISODES):
             assert np.array_equal(episode.read([1]), frames[[1]])
-    assert len(video_files._pool().open) <= 2
+    assert len(video_files._FILES) == 2
 
 
 def test_odd_frame_size_needs_another_pixel_format(tmp_path):

@@ -5,7 +5,6 @@ Frame k of every video written here is a flat grey image of level 8 + 6k, so ``r
 tells which frame came back, through lossy codecs too.
 """
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -171,20 +170,12 @@ def test_a_frame_the_decoder_skips_is_an_error_not_its_neighbour(tmp_path):
     path = write(tmp_path / "v.mp4", 30, options={"g": "10", "bf": "0"})
     source = VideoFrames(path)
     assert identify(source.read([3])) == [3]
-    with video_files._pool().lock:  # a real decoder setting that drops frames: only keyframes come out
-        video_files._pool().get(path).streams.video[0].codec_context.skip_frame = "NONKEY"
+    with video_files._FILES.lock:  # a real decoder setting that drops frames: only keyframes come out
+        video_files._container(path).streams.video[0].codec_context.skip_frame = "NONKEY"
     with pytest.raises(DataError, match=r"v\.mp4: frame 13 \(shown at 0\.4333.* s\) did not come out of the "
                                         r"decoder, which went on with frame 20"):
         source.read([13])
     assert identify(source.read([13])) == [13]  # the damaged container was dropped: a fresh one decodes it
-
-
-def test_the_index_follows_the_file_on_disk(tmp_path):
-    path = write(tmp_path / "v.mp4", 12)
-    assert len(VideoFrames(path)) == 12
-    write(tmp_path / "v.mp4", 20)
-    os.utime(path, ns=(1, 1))  # a different modification time even on coarse file-system clocks
-    assert len(VideoFrames(path)) == 20 and identify(VideoFrames(path).read([19])) == [19]
 
 
 def test_data_check_reads_the_first_frame(tmp_path):

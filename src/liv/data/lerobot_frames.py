@@ -2,23 +2,21 @@
 
 Decoding uses PyAV: seek to the keyframe at or before the first wanted time, decode forward, match
 frames to wanted times by their presentation time (as LeRobot does). Open files are kept per process
-(see :class:`_OpenFiles`), so episodes pickle to DataLoader workers and v3.0 episodes sharing a file
+(see :class:`liv.data.open_files.OpenFiles`), so episodes pickle to DataLoader workers and v3.0 episodes sharing a file
 share one open handle.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from liv.data.episodes import DataError, check_indices
-from liv.data.lerobot_timestamps import EpisodeTimes
+from liv.data.lerobot_timestamps import TOLERANCE_S, EpisodeTimes
+from liv.data.open_files import OpenFiles
 from liv.data.video_index import nominal_rate
 
 _RESEEK_S = 1.0  # wanted frames further apart than this are reached by a new seek, not by decoding through
@@ -44,87 +42,61 @@ def parquet():
 
 # ------------------------------------------------------------------------------------------ decoding
 
-_INHERITED: list = []  # handle caches of parent processes, kept alive on purpose
+_FILES = OpenFiles(limit=16)  # v3.0 episodes share files, so they share one handle
 
 
-class _OpenFiles:
-    """Files opened by this process (PyAV containers, parquet readers), the least recently used closed first.
-
-    v3.0 episodes share files, so they share one handle. After a fork (DataLoader workers) the
-    inherited handles are dropped, never used: each process opens its own.
-    """
-
-    def __init__(self, limit: int = 16):
-        self.limit = limit
-        self._pid = -1
-        self._lock = threading.Lock()
-        self._open: OrderedDict[tuple[str, str], object] = OrderedDict()
-
-    @property
-    def lock(self) -> threading.Lock:
-        """This process's lock, held while a handle is used (a forked child must not inherit a held lock)."""
-        if self._pid != os.getpid():
-            # A forked child must not free the parent's handles: freeing an FFmpeg decoder joins threads
-            # that exist only in the parent (a hang). They stay referenced, unused.
-            _INHERITED.append(self._open)
-            self._pid, self._lock, self._open = os.getpid(), threading.Lock(), OrderedDict()
-        return self._lock
-
-    def get(self, kind: str, path: str):
-        """The open handle of ``path`` ("video": PyAV container, "parquet": ParquetFile); call with the lock held."""
-        key = (kind, path)
-        if key in self._open:
-            self._open.move_to_end(key)
-            return self._open[key]
-        handle = pyav().open(path) if kind == "video" else parquet().ParquetFile(path)
-        self._open[key] = handle
-        while len(self._open) > self.limit:
-            _, old = self._open.popitem(last=False)
-            old.close()
-        return handle
-
-    def drop(self, kind: str, path: str) -> None:
-        self._open.pop((kind, path), None)
-
-
-_FILES = _OpenFiles()
-
-
-def decode_at_times(path: str, times: Sequence[float], fps: float, where: str) -> list[np.ndarray]:
+def decode_at_times(path: str, times: Sequence[float], where: str) -> list[np.ndarray]:
     """Frames of the video at ``path`` shown at ``times`` (seconds, ascending) -> list of (H, W, 3) uint8.
 
     Seeks to the keyframe at or before the first wanted time and decodes forward, seeking again
-    across gaps longer than a second. A frame matches a time within 0.4 frame periods; a time with
-    no frame raises DataError naming ``where``.
+    across gaps longer than a second. A frame matches a time when its presentation time is within
+    :func:`match_tolerance` of it, as LeRobot's loader requires (it takes the nearest frame and
+    refuses one further than ``tolerance_s``): no other frame can then be taken for it, whatever the
+    video's frame rate. A time with no such frame raises DataError naming ``where`` and the nearest frames.
     """
     av = pyav()
-    tol = 0.4 / fps
     out: list[np.ndarray] = []
     with _FILES.lock:
         try:
-            container = _FILES.get("video", path)
+            container = _FILES.get(("video", path), path, av.open)
             stream = container.streams.video[0]
             while len(out) < len(times):
                 target = times[len(out)]
+                tol = match_tolerance(target, stream.time_base)
                 container.seek(max(0, int((target - tol) / stream.time_base)), stream=stream, backward=True)
+                before = None
                 for frame in container.decode(stream):
                     if frame.pts is None:
                         continue
                     t = float(frame.pts * stream.time_base)
-                    if t > times[len(out)] + tol:
-                        raise DataError(where, f"no video frame at {times[len(out)]:.4f} s (the next is at {t:.4f} s)")
-                    if t >= times[len(out)] - tol:
+                    target = times[len(out)]
+                    tol = match_tolerance(target, stream.time_base)
+                    if t > target + tol:
+                        near = f"the nearest are at {before:.6f} s and {t:.6f} s" if before is not None else \
+                            f"the first after the seek is at {t:.6f} s"
+                        raise DataError(where, f"no video frame at {target:.6f} s ({near}; LeRobot allows "
+                                               f"{tol * 1e3:.3f} ms): the video's timing disagrees with the data's")
+                    if t >= target - tol:
                         out.append(frame.to_ndarray(format="rgb24"))
                         if len(out) == len(times) or times[len(out)] - t > _RESEEK_S:
                             break
+                    before = t
                 else:
-                    raise DataError(where, f"the video ends before {times[len(out)]:.4f} s")
+                    last = f" (its last frame is at {before:.6f} s)" if before is not None else ""
+                    raise DataError(where, f"no video frame at {times[len(out)]:.6f} s: the video ends first{last}")
         except (av.FFmpegError, IndexError, OSError) as e:
-            _FILES.drop("video", path)
+            _FILES.drop(("video", path))
             if isinstance(e, FileNotFoundError):
                 raise DataError(where, "video file not found") from None
             raise DataError(where, f"cannot decode the video ({type(e).__name__}: {e})") from None
     return out
+
+
+def match_tolerance(target: float, time_base) -> float:
+    """Seconds a frame's presentation time may differ from a row's ``target`` time: LeRobot's ``tolerance_s``
+    (1e-4 s), plus one unit of the stream's time base (timestamps are stored rounded to it) and the
+    float32 rounding of the stored row time."""
+    return TOLERANCE_S + float(time_base) + float(np.spacing(np.float32(target)))
 
 
 def _probe(path: str) -> tuple[float, int, float]:
@@ -195,8 +167,13 @@ class LeRobotVideoFrames:
         self.times.refuse(idx)
         unique = sorted(set(idx), key=lambda i: self.timestamps[i])
         times = [self.from_timestamp + self.timestamps[i] for i in unique]
+        if self.to_timestamp is not None and times[-1] >= self.to_timestamp - TOLERANCE_S:
+            # In v3.0 the next episode's frames follow in the same file: never read one of them for this one.
+            row = unique[-1]
+            raise DataError(self.describe(), f"row {row}'s time {times[-1]:.6f} s is past the episode's segment of "
+                                             f"the video, which ends at {self.to_timestamp:.6f} s")
         try:
-            decoded = decode_at_times(str(self.path), times, self.fps, self.describe())
+            decoded = decode_at_times(str(self.path), times, self.describe())
         except DataError as e:
             note = self._rate_note()
             if note:
@@ -249,7 +226,8 @@ class LeRobotVideoFrames:
                          f"the parquet data has {len(self)} rows")
         if rate_disagrees(rate, self.fps):
             problems.append(f"warning: {where}: the video's frame rate is {rate:g} fps but meta/info.json says fps "
-                            f"{self.fps:g}; frames are found at their rows' timestamps, so some may be missed")
+                            f"{self.fps:g}; frames are found at their rows' timestamps, and a row with no frame at its time "
+                            f"is refused")
         if full and not found:
             try:
                 self.read(np.setdiff1d(np.arange(len(self)), self.times.bad))
@@ -285,7 +263,7 @@ class LeRobotImageFrames:
     def _cells(self, rows: list[int]) -> dict[int, dict]:
         with _FILES.lock:
             try:
-                pf = _FILES.get("parquet", str(self.path))
+                pf = _FILES.get(("parquet", str(self.path)), str(self.path), parquet().ParquetFile)
             except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
                 raise DataError(self.describe(), f"cannot open the parquet file ({e})") from None
             bounds = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])

@@ -12,9 +12,7 @@ an error naming the file and the frame, never another frame in its place.
 from __future__ import annotations
 
 import os
-import threading
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
 from liv.data.frame_folders import collect_rows, manifest_path, parse_int, read_manifest
+from liv.data.open_files import OpenFiles
 from liv.data.video_index import VideoIndex, cached_index
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
@@ -37,49 +36,28 @@ def _av():
     return av
 
 
-class _Pool:
-    """Per-process LRU of open containers; re-created in a forked child (DataLoader workers)."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.lock = threading.RLock()
-        self.open: OrderedDict[str, object] = OrderedDict()
-
-    def get(self, path: str):
-        """The open input container for ``path`` (caller holds ``self.lock``)."""
-        container = self.open.pop(path, None)
-        if container is None:
-            try:
-                container = _av().open(path, mode="r")
-            except (_av().FFmpegError, OSError) as e:
-                raise DataError(path, f"cannot open video ({_reason(e)})") from None
-            if not container.streams.video:
-                container.close()
-                raise DataError(path, "no video stream in this file")
-            while len(self.open) >= MAX_OPEN_VIDEOS:
-                self.open.popitem(last=False)[1].close()
-        self.open[path] = container
-        return container
-
-    def drop(self, path: str) -> None:
-        """Close ``path``'s container (after a decoding error its state is unknown)."""
-        container = self.open.pop(path, None)
-        if container is not None:
-            container.close()
+_FILES = OpenFiles(limit=MAX_OPEN_VIDEOS)
 
 
-_POOL = _Pool()
-_INHERITED: list[_Pool] = []  # pools of parent processes, kept alive on purpose (see _pool)
+def _open_video(path: str):
+    """A PyAV input container of ``path`` with a video stream; raises DataError naming the file otherwise."""
+    try:
+        container = _av().open(path, mode="r")
+    except (_av().FFmpegError, OSError) as e:
+        raise DataError(path, f"cannot open video ({_reason(e)})") from None
+    if not container.streams.video:
+        container.close()
+        raise DataError(path, "no video stream in this file")
+    return container
 
 
-def _pool() -> _Pool:
-    global _POOL
-    if _POOL.pid != os.getpid():
-        # Forked: the parent's containers (and possibly its held lock) must not be shared. Nor may they
-        # be freed here: freeing an FFmpeg decoder joins threads that exist only in the parent (a hang).
-        _INHERITED.append(_POOL)
-        _POOL = _Pool()
-    return _POOL
+def _container(path: str):
+    """This process's open container of ``path``, the file as it is on disk now; call with ``_FILES.lock``
+    held. Raises DataError naming the file when it cannot be opened or has no video stream."""
+    try:
+        return _FILES.get(path, path, _open_video)
+    except OSError as e:
+        raise DataError(path, f"cannot open video ({e.strerror or e})") from None
 
 
 def _reason(e: BaseException) -> str:
@@ -114,13 +92,11 @@ class VideoFrames:
         Raises DataError naming the file when it cannot be opened or its packets cannot be read.
         """
 
-        pool = _pool()
-
         def open_container():
-            pool.drop(self.path)  # a container opened before the file changed would read the old file
-            return pool.get(self.path)
+            _FILES.drop(self.path)  # a fresh container, at the start of the file
+            return _container(self.path)
 
-        with pool.lock:  # building demuxes the pool's container: no other thread may decode from it meanwhile
+        with _FILES.lock:  # building demuxes the shared container: no other thread may decode from it meanwhile
             return cached_index(self.path, open_container)
 
     def times(self) -> np.ndarray:
@@ -157,15 +133,14 @@ class VideoFrames:
     def _decode(self, wanted: list[int]) -> Iterator[tuple[int, object]]:
         """Yield (absolute index, av.VideoFrame) for each of the sorted, distinct ``wanted`` frames."""
         index = self._indexable()
-        pool = _pool()
-        with pool.lock:
+        with _FILES.lock:
             frames: Iterator | None = None
             last = -1
             w = wanted[0] if wanted else 0
             try:
                 for w in wanted:
                     if frames is None or self._should_seek(index, last, w):
-                        frames, last = self._frames_from(pool, index, w), -1
+                        frames, last = self._frames_from(index, w), -1
                     for last, frame in frames:
                         if last == w:
                             yield w, frame
@@ -178,11 +153,11 @@ class VideoFrames:
                         raise DataError(self.path, f"frame {w}: the video ends {ended} (of {index.frames} "
                                                    f"expected); the file is truncated or its frame count is wrong")
             except (_av().FFmpegError, OSError) as e:
-                pool.drop(self.path)
+                _FILES.drop(self.path)
                 raise DataError(self.path, f"cannot decode frame {w} ({_reason(e)}); the file is corrupt or "
                                            f"truncated") from None
             except DataError:
-                pool.drop(self.path)
+                _FILES.drop(self.path)
                 raise
 
     @staticmethod
@@ -191,18 +166,18 @@ class VideoFrames:
         keys = index.keyframes
         return bool(keys) and bisect_right(keys, w) > bisect_right(keys, last + 1)
 
-    def _frames_from(self, pool: _Pool, index: VideoIndex, target: int) -> Iterator[tuple[int, object]]:
+    def _frames_from(self, index: VideoIndex, target: int) -> Iterator[tuple[int, object]]:
         """Decoded (index, frame) pairs, in display order, from a keyframe at or before ``target`` onwards."""
         if index.counted:
-            yield from self._count_from_start(pool)
+            yield from self._count_from_start()
             return
         key = index.keyframe_before(target)
         # Demuxers' seek indexes differ (by presentation or decoding time, or missing): a seek may land after
         # the target or nowhere. Then try the keyframe before, then the very start (a fresh container).
         for attempt in dict.fromkeys((key, key - 1, -1) if key >= 0 else (-1,)):
             if attempt < 0:
-                pool.drop(self.path)
-            container = pool.get(self.path)
+                _FILES.drop(self.path)
+            container = _container(self.path)
             stream = container.streams.video[0]
             if attempt >= 0:
                 pts = int(index.pts[index.keyframes[attempt]])
@@ -225,15 +200,15 @@ class VideoFrames:
                 first, previous = False, position
                 yield position, frame
             if untimed:  # a decoder that gives no timestamps: count shown frames from the start instead
-                yield from self._count_from_start(pool)
+                yield from self._count_from_start()
                 return
             if not first or attempt < 0:
                 return  # decoded to the end of the file (or from its very start, where there is no retry)
 
-    def _count_from_start(self, pool: _Pool) -> Iterator[tuple[int, object]]:
+    def _count_from_start(self) -> Iterator[tuple[int, object]]:
         """(i, frame) for every shown frame, decoding a freshly opened container from its first packet."""
-        pool.drop(self.path)
-        container = pool.get(self.path)
+        _FILES.drop(self.path)
+        container = _container(self.path)
         yield from enumerate(container.decode(container.streams.video[0]))
 
     def validate(self, full: bool = False) -> list[str]:

@@ -23,13 +23,13 @@ Three kinds of file need decoding as well, and get it only when their packets sh
 Left out are packets that are never shown: empty packets (the demuxer's end-of-stream marker) and
 packets marked discard (MP4 edit-list pre-roll, which the decoder decodes for reference and drops).
 A file whose frames share a timestamp cannot be indexed: ``problem`` says so, and readers refuse it.
-An index is built once per file and process, keyed by the file's path, size and modification time,
-so a file changed on disk is indexed again (bench/video_index.py measures the cost per hour of video).
+An index is built once per file and process, keyed by the file's path and identity (inode, size,
+modification and status-change times: :func:`liv.data.open_files.file_identity`), so a file changed
+on disk in any way is indexed again (bench/video_index.py measures the cost per hour of video).
 """
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -37,8 +37,9 @@ from fractions import Fraction
 import numpy as np
 
 from liv.data.episodes import DataError
+from liv.data.open_files import file_identity
 
-_INDEXES: dict[tuple[str, int, int], "VideoIndex"] = {}
+_INDEXES: dict[tuple[str, tuple[int, int, int, int]], "VideoIndex"] = {}
 REORDERING_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vc1", "wmv3", "msmpeg4v3"})
 """Codecs whose decoders may output frames in another order than their packets (B-frames)."""
 PROBE_FRAMES = 64
@@ -119,10 +120,9 @@ def cached_index(path: str, open_container) -> VideoIndex:
     Raises DataError naming ``path`` when the file is missing or its packets cannot be read.
     """
     try:
-        st = os.stat(path)
+        key = (path, file_identity(path))  # a file changed on disk in any way is indexed again
     except OSError as e:
         raise DataError(path, f"cannot open video ({e.strerror or e})") from None
-    key = (path, st.st_size, st.st_mtime_ns)
     if key not in _INDEXES:
         _INDEXES[key] = build_index(open_container, path)
     return _INDEXES[key]
