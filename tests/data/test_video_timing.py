@@ -137,6 +137,8 @@ def stream_copy_cut(tmp_path, name, skip, options):
     ("b_frames.mp4", 4, {"g": "10", "bf": "2"}, range(10, 40)),  # and B-frames, in MP4 without an edit list
     ("open_gop.mkv", 10, {"x264-params": "open-gop=1:keyint=10:min-keyint=10:bframes=3:b-pyramid=none:scenecut=0"},
      None),  # leading pictures of an open GOP's first I-frame, which reference the cut-away GOP
+    ("intra_refresh.mkv", 20, {"crf": "8", "x264-params": "intra-refresh=1:keyint=15:bframes=0"},
+     range(32, 40)),  # no IDR after the first: shown only once the refresh has swept the whole picture
 ])
 def test_a_cut_starting_mid_gop_shows_frames_from_its_first_keyframe(tmp_path, name, skip, options, shown):
     path = stream_copy_cut(tmp_path, name, skip, options)

@@ -7,11 +7,12 @@ stream's start (B-frames in AVI, MP4 edit lists), for variable frame rates (drop
 millisecond time bases) and for constant rates alike. Decoding starts with a backward seek to a
 keyframe's timestamp, and every decoded frame is identified by the timestamp it carries.
 
-Three kinds of file need decoding as well, and get it only when their packets show the kind:
+Every file is decoded from its start to its first keyframe (for most files: one frame), because
+decoders drop what they cannot reconstruct there: packets before the first keyframe (a stream-copy
+cut that starts mid-GOP, an open GOP's leading pictures) and, with intra refresh, the frames until
+the picture is whole again. Two kinds of file need more decoding, and get it only when their
+packets show the kind:
 
-* packets shown before the first keyframe (a stream-copy cut that starts mid-GOP, an open GOP's
-  leading pictures): decoders drop those they cannot reconstruct, so the start of the file is decoded
-  up to the first keyframe to learn which are shown;
 * timestamps in decoding order although the codec reorders frames (H.264 with B-frames in AVI, whose
   muxer has no presentation times): the file is decoded once, and frame i is the i-th frame out of the
   decoder, identified by the timestamp it carries. Increasing timestamps from a codec that can reorder
@@ -175,10 +176,15 @@ def build_index(open_container, path: str) -> VideoIndex:
             if head is None or head != sorted(head, key=_none_first):
                 shown = _decoder_output(open_container())  # what the decoder delivers, in display order
                 decode_order, in_order = shown != sorted(shown, key=_none_first), True
-        if not untimed and not in_order and first_key is not None and min(shown) < first_key:
-            # Packets before the first keyframe: decoders drop those they cannot reconstruct.
-            delivered = set(_decoder_output(open_container(), until=first_key))
-            shown = [pts for pts in shown if pts >= first_key or pts in delivered]
+        if not untimed and not in_order and shown:
+            # Decoders drop what they cannot reconstruct at the start: packets before the first keyframe (a
+            # cut mid-GOP, an open GOP's leading pictures) and, with intra refresh, the frames until the
+            # picture is whole again. Decode from the start to the first frame shown at or after the first
+            # keyframe (for most files: the first frame); what came before it and was not shown is left out.
+            until = min(shown) if first_key is None else first_key
+            delivered = _decoder_output(open_container(), until=until)
+            if delivered and delivered[-1] is not None:
+                shown = [pts for pts in shown if pts >= delivered[-1] or pts in set(delivered)]
     except (av.FFmpegError, OSError) as e:
         raise DataError(path, f"cannot read the video's packets ({type(e).__name__}: {e}); the file is corrupt or "
                               f"truncated") from None
@@ -219,13 +225,13 @@ def _none_first(pts: int | None) -> float:
 
 def _decoder_output(container, until: int | None = None, limit: int | None = None) -> list[int | None]:
     """Timestamps of the frames a decode of ``container`` from its start delivers, in output order; with
-    ``until``, only those before the first frame whose timestamp is ``until`` or later; with ``limit``, at
-    most that many."""
+    ``until``, up to and including the first frame whose timestamp is ``until`` or later; with ``limit``,
+    at most that many."""
     out: list[int | None] = []
     for frame in container.decode(container.streams.video[0]):
+        out.append(frame.pts)
         if until is not None and frame.pts is not None and frame.pts >= until:
             break
-        out.append(frame.pts)
         if limit is not None and len(out) >= limit:
             break
     return out
