@@ -238,6 +238,12 @@ def test_absurd_sizes_fail_on_the_header_before_anything_is_built(model_dir, not
     assert refusal(model_dir) == f"{model_dir / 'config.json'}: {field} is {value}, but model.safetensors {found}"
 
 
+def test_a_value_with_hundreds_of_digits_gives_a_short_line(model_dir, nothing_built):
+    edit(model_dir, "clip.vocab_size", 10**400)
+    message = refusal(model_dir)
+    assert message.startswith(f"{model_dir / 'config.json'}: clip.vocab_size is 1000") and len(message) < 400
+
+
 def _state_dict(saved):
     return load_file(str(saved / "model.safetensors"))
 

@@ -163,7 +163,8 @@ def _count_blocks(shapes: Iterable[str], prefix: str) -> int:
 def describe_mismatch(expected: Mapping[str, Sequence[int]], actual: Mapping[str, Sequence[int]]) -> str | None:
     """How tensor shapes ``actual`` (key -> shape) differ from ``expected``, in one line; None if they agree."""
     def few(items: list[str]) -> str:
-        return f"[{', '.join(_cut(i, 100) for i in items[:5])}{f', ... ({len(items)} in all)' if len(items) > 5 else ''}]"
+        more = f", ... ({len(items)} in all)" if len(items) > 5 else ""
+        return f"[{', '.join(_cut(i, 100) for i in items[:5])}{more}]"
 
     missing = sorted(set(expected) - set(actual))
     unexpected = sorted(set(actual) - set(expected))
@@ -183,7 +184,8 @@ def check_weights(clip: CLIPConfig, shapes: Mapping[str, Sequence[int]], config_
     """
     def contradicted(field: str, value: Any, found: str) -> CheckpointError:
         missing = " (the default; the field is missing)" if field in defaulted else ""
-        return CheckpointError(config_path, f"clip.{field} is {value}{missing}, but {weights_path.name} {found}")
+        shown = _cut(str(value))
+        return CheckpointError(config_path, f"clip.{field} is {shown}{missing}, but {weights_path.name} {found}")
 
     # Block counts first: they bound the work of listing the expected tensors (a config may claim 10**9).
     stages = [_count_blocks(shapes, f"visual.layer{s}.") for s in (1, 2, 3, 4)]
@@ -196,8 +198,9 @@ def check_weights(clip: CLIPConfig, shapes: Mapping[str, Sequence[int]], config_
     expected = clip_tensor_shapes(clip)
     for field, key in _EVIDENCE:
         if key in shapes and tuple(shapes[key]) != expected[key]:
-            raise contradicted(field, getattr(clip, field), f"has {key} of shape {list(shapes[key])}, where "
-                                                            f"config.json implies {list(expected[key])}")
+            found, implied = _cut(str(list(shapes[key]))), _cut(str(list(expected[key])))
+            raise contradicted(field, getattr(clip, field), f"has {key} of shape {found}, where config.json "
+                                                            f"implies {implied}")
     problem = describe_mismatch(expected, shapes)
     if problem:
         raise CheckpointError(weights_path, f"tensors do not fit the architecture in config.json: {problem}")
