@@ -8,9 +8,11 @@ from pathlib import Path
 import torch
 
 from liv.checkpoints.errors import CheckpointError
-from liv.checkpoints.native import is_native, model_config_from_json, read_native
+from liv.checkpoints.config_check import describe_mismatch
+from liv.checkpoints.native import is_native, read_native
 from liv.model import LIVModel, ModelConfig
 from liv.models.clip import CLIPConfig, infer_clip_config
+from liv.models.clip_shapes import clip_tensor_shapes
 from liv.models.presets import PRESETS, get_preset
 
 
@@ -33,15 +35,12 @@ def create(preset: str = "clip-tiny", seed: int = 0, *, antialias: bool = True) 
 
 
 def _build(config: ModelConfig, state_dict: dict[str, torch.Tensor], source: Path) -> LIVModel:
+    # Compared before the model is built, so weights that do not fit cost no allocation.
+    problem = describe_mismatch(clip_tensor_shapes(config.clip), {k: v.shape for k, v in state_dict.items()})
+    if problem:
+        raise CheckpointError(source, f"weights do not fit the architecture: {problem}")
     model = LIVModel(config)
     expected = model.clip.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
-    if missing or unexpected or wrong:
-        parts = [f"{label} {keys[:5]}{' ...' if len(keys) > 5 else ''}" for label, keys in
-                 (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)) if keys]
-        raise CheckpointError(source, "weights do not fit the architecture: " + "; ".join(parts))
     model.clip.load_state_dict({k: v.to(expected[k].dtype) for k, v in state_dict.items()})
     return model
 
@@ -57,15 +56,17 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
     :mod:`liv.checkpoints.wrappers`). For foreign files the architecture is inferred from tensor shapes. ``antialias`` overrides the stored preprocessing
     (imported reference files default to the reference's resize without antialiasing).
 
-    Returns the model in eval mode on ``device``. Raises CheckpointError naming the file and the reason
-    (missing, corrupt or unsafe file; no CLIP weights, or several; weights that do not fit).
+    Returns the model in eval mode on ``device``. Raises CheckpointError, one line naming the file and
+    the reason (missing, corrupt or unsafe file; a ``config.json`` field of the wrong type, out of range,
+    unknown, or contradicted by the weights' shapes, named; no CLIP weights, or several; weights that do
+    not fit). Weights are checked against the architecture before the model is built, so a file
+    claiming absurd sizes fails without allocating them.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(path, "no such file or directory")
     if is_native(path):
-        state_dict, doc = read_native(path)
-        config = model_config_from_json(doc, path)
+        state_dict, config = read_native(path)
     else:
         if path.is_dir():
             raise CheckpointError(path, "directory has no config.json: not a liv model directory")

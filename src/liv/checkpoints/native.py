@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from liv.checkpoints.config_check import check_weights, parse_model_config
 from liv.checkpoints.errors import CheckpointError
-from liv.models.clip import CLIPConfig
 
 if TYPE_CHECKING:
     from liv.model import ModelConfig
@@ -26,6 +26,9 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_NAME = "liv-model"
 FORMAT_VERSION = 1
+"""Raise it when config.json gains a field: older versions then say "upgrade liv" instead of refusing the
+field as unknown (see liv.checkpoints.config_check)."""
+_MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; a bigger file is another file, not to be read whole
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -79,45 +82,57 @@ def is_native(path: str | os.PathLike) -> bool:
     return (directory / CONFIG_FILE).is_file() and (path.is_dir() or path.name in (WEIGHTS_FILE, CONFIG_FILE))
 
 
-def read_native(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a liv model directory -> (state dict on CPU, parsed ``config.json``).
+def _read_config(config_path: Path) -> Any:
+    """``config.json`` parsed; refused past _MAX_CONFIG_BYTES without reading the rest."""
+    try:
+        with open(config_path, "rb") as f:
+            raw = f.read(_MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise CheckpointError(config_path, "missing config.json") from None
+    except OSError as e:
+        raise CheckpointError(config_path, f"cannot read config.json ({e.strerror or e})") from None
+    if len(raw) > _MAX_CONFIG_BYTES:
+        raise CheckpointError(config_path, f"config.json is over {_MAX_CONFIG_BYTES >> 20} MiB; a liv model "
+                                           "config is a few KB: is this the right file?")
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: accept the byte-order mark some editors write
+    except UnicodeDecodeError as e:
+        raise CheckpointError(config_path, f"config.json is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                                           f"{e.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(config_path, f"config.json is not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(config_path, "config.json is not valid JSON (nested too deeply)") from None
 
-    Raises CheckpointError naming the file for a missing file, invalid JSON, a foreign or newer format,
-    or corrupt weights.
+
+def read_native(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], "ModelConfig"]:
+    """Read a liv model directory -> (state dict on CPU, its ModelConfig).
+
+    ``config.json`` is checked field by field, then the tensor shapes in the weights' header against
+    it, all before any tensor is read or the model built: a config or header claiming absurd sizes
+    fails without allocating them, and the weights are read once.
+
+    Raises CheckpointError in one line naming the file (and the field, for the config): a missing
+    file; config.json not UTF-8, not JSON or over 1 MiB; a foreign or newer format; a field of the
+    wrong type, out of range, unknown or contradicted by the weights (see
+    :mod:`liv.checkpoints.config_check`); a corrupt or truncated safetensors file; tensors missing,
+    extra or of another shape than the config implies.
     """
     path = Path(path)
     directory = path if path.is_dir() else path.parent
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    try:
-        doc = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(config_path, "missing config.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(config_path, f"config.json is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
-        raise CheckpointError(config_path, f"not a liv model config (format={doc.get('format') if isinstance(doc, dict) else None!r})")
-    if doc.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(config_path, f"format version {doc['format_version']} is newer than this liv "
-                                           f"(reads up to {FORMAT_VERSION}); upgrade liv")
+    config, defaulted = parse_model_config(_read_config(config_path), config_path)
     if not weights_path.is_file():
         raise CheckpointError(weights_path, "missing model.safetensors next to config.json")
     try:
-        state_dict = load_file(str(weights_path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
+        # safe_open parses only the header (and refuses one that the file's length does not cover)
+        weights = safe_open(str(weights_path), framework="pt", device="cpu")
+        with weights:
+            shapes = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
+            check_weights(config.clip, shapes, config_path, weights_path, defaulted)
+            state_dict = {key: weights.get_tensor(key) for key in shapes}
+    except (SafetensorError, OSError) as e:
         raise CheckpointError(weights_path, f"corrupt or truncated safetensors file ({e})") from None
-    return state_dict, doc
-
-
-def model_config_from_json(doc: dict[str, Any], source: Path) -> "ModelConfig":
-    """Parse a ``config.json`` document into a ModelConfig; errors name ``source``."""
-    from liv.model import ModelConfig
-
-    try:
-        return ModelConfig(
-            clip=CLIPConfig.from_dict(doc["clip"]),
-            preset=doc.get("preset"),
-            antialias=bool(doc.get("preprocess", {}).get("antialias", True)),
-            provenance=dict(doc.get("provenance", {})),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(source, f"invalid model config ({type(e).__name__}: {e})") from None
+    return state_dict, config

@@ -22,7 +22,7 @@ from liv.models.recompute import run_checkpointed
 
 @dataclass(frozen=True)
 class CLIPConfig:
-    """Hyper-parameters of a CLIP model with a ModifiedResNet image tower."""
+    """Hyper-parameters of a CLIP model with a ModifiedResNet image tower; ValueError names a field out of range."""
 
     embed_dim: int = 1024
     """Dimension D of the joint embedding space (output of both towers)."""
@@ -46,15 +46,29 @@ class CLIPConfig:
     """Residual attention blocks of the text transformer."""
 
     def __post_init__(self) -> None:
+        # Each message starts with the field's name: config.json errors prefix it with "clip.".
         object.__setattr__(self, "vision_layers", tuple(int(n) for n in self.vision_layers))
         if len(self.vision_layers) != 4:
-            raise ValueError(f"vision_layers must have 4 entries, got {self.vision_layers}")
+            raise ValueError(f"vision_layers must have 4 entries, got {list(self.vision_layers)}")
+        # vision_width >= 2: the stem has vision_width // 2 channels; context_length >= 2: start and end tokens.
+        for name, least in (("embed_dim", 1), ("image_resolution", 32), ("vision_width", 2), ("context_length", 2),
+                            ("vocab_size", 1), ("transformer_width", 1), ("transformer_heads", 1),
+                            ("transformer_layers", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if min(self.vision_layers) < 1:
+            raise ValueError(f"vision_layers must be 4 block counts of at least 1, got {list(self.vision_layers)}")
+        if self.vision_heads is not None and self.vision_heads < 1:
+            raise ValueError(f"vision_heads must be at least 1 or null, got {self.vision_heads}")
         if self.image_resolution % 32:
             raise ValueError(f"image_resolution must be a multiple of 32, got {self.image_resolution}")
         if self.transformer_width % self.transformer_heads:
-            raise ValueError("transformer_width must be divisible by transformer_heads")
+            raise ValueError(f"transformer_width ({self.transformer_width}) must be divisible by transformer_heads "
+                             f"({self.transformer_heads})")
         if (self.vision_width * 32) % self.resolved_vision_heads:
-            raise ValueError("vision_width * 32 must be divisible by vision_heads")
+            heads = (f"vision_heads ({self.vision_heads})" if self.vision_heads is not None else
+                     f"vision_width // 2 ({self.resolved_vision_heads}), the default of vision_heads,")
+            raise ValueError(f"{heads} must divide vision_width * 32 ({self.vision_width * 32})")
 
     @property
     def resolved_vision_heads(self) -> int:
