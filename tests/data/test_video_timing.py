@@ -85,6 +85,7 @@ def test_variable_frame_rate_gives_the_ith_shown_frame(tmp_path, name, time_base
     source = VideoFrames(path)
     assert_every_frame_by_index(source, list(range(30)))
     np.testing.assert_allclose(source.times(), (np.array(pts) - pts[0]) * float(time_base), atol=1e-3)
+    assert source.fps == pytest.approx(29 / float((pts[-1] - pts[0]) * time_base), rel=1e-2)  # the mean, not 30
 
 
 @pytest.mark.parametrize("codec", ["mjpeg", "libx264"])
@@ -100,6 +101,30 @@ def test_avi_with_dropped_frames_is_not_called_truncated(tmp_path, codec):
     if not source.info().decode_order:  # with decoding-order stamps (H.264 B-frames) a gap's place is approximate
         np.testing.assert_allclose(source.times(), (np.array(slots) - slots[0]) / 30, atol=1e-6)
     assert source.times()[-1] == pytest.approx((slots[-1] - slots[0]) / 30)
+
+
+def test_audio_longer_than_the_video_is_not_a_truncated_video(tmp_path):
+    path = str(tmp_path / "with_audio.mkv")  # a webcam or screen recording: sound runs on after the picture
+    with av.open(path, "w") as container:
+        video, audio = container.add_stream("libx264", rate=20), container.add_stream("aac", rate=48000)
+        video.width = video.height = 64
+        video.pix_fmt = "yuv420p"
+        for k in range(20):
+            for packet in video.encode(av.VideoFrame.from_ndarray(grey(k), format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        for i in range(3 * 48000 // 1024):  # 3 s of silence, against the video's 1 s
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 48000, i * 1024
+            for packet in audio.encode(samples):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    with av.open(path) as c:
+        assert c.duration / 1e6 > 2.5  # the container lasts as long as its sound
+    assert_every_frame_by_index(VideoFrames(path), list(range(20)))  # validate(full=True) == []
+    assert VideoFrames(path).fps == pytest.approx(20)
 
 
 def test_mp4_edit_list_preroll_is_not_shown(tmp_path):

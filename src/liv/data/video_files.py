@@ -99,6 +99,11 @@ class VideoFrames:
         with _FILES.lock:  # building demuxes the shared container: no other thread may decode from it meanwhile
             return cached_index(self.path, open_container)
 
+    @property
+    def fps(self) -> float | None:
+        """The video's mean frame rate over its shown frames (frames/s; see ``VideoIndex.average_rate``)."""
+        return self.info().average_rate()
+
     def times(self) -> np.ndarray:
         """(T,) float64 time of each frame of the segment in seconds, from its first frame.
 
@@ -226,8 +231,9 @@ class VideoFrames:
             problems.append(f"warning: {self.path}: its packets carry no timestamps; frames are counted from the "
                             f"start, so every read decodes from the first frame (slow)")
         if index.header_frames is not None:
-            problems.append(f"{self.path}: the header says {index.header_frames} frames but only {index.frames} are "
-                            f"present (truncated file?)")
+            problems.append(f"warning: {self.path}: the header says {index.header_frames} frames but {index.frames} "
+                            f"are present: a truncated file, or frames the container does not show (an edit list, "
+                            f"a longer audio track); each frame present is read as it is")
         end = index.frames if self.end_frame is None else self.end_frame
         if end > index.frames:
             problems.append(f"{self.describe()}: end_frame {end} is beyond the video's {index.frames} frames")

@@ -63,8 +63,9 @@ class VideoIndex:
     rate: Fraction | None
     """The stream's nominal frame rate (frames/s, :func:`nominal_rate`): frame i is never computed from it."""
     header_frames: int | None = None
-    """Frame count the header claims, when it exceeds the packets present (shown or not) by more than one:
-    a truncated file."""
+    """Frame count the header claims, when it exceeds the packets present (shown or not) by more than one
+    and their time span: a truncated file, or frames the container does not show (an edit list that
+    skips them; a duration set by a longer audio track)."""
     problem: str | None = None
     """Why frames of this file cannot be told apart by timestamp (repeated timestamps), or None."""
     counted: bool = False
@@ -102,6 +103,15 @@ class VideoIndex:
             return None
         pts = self._sorted[start:stop]
         return (pts - pts[:1]).astype(np.float64) * float(self.time_base)
+
+    def average_rate(self) -> float | None:
+        """Frames per second over the shown frames' time span (a variable-rate video's mean rate), else the
+        nominal :attr:`rate`; None when neither is known."""
+        if not self.counted and len(self._sorted) > 1:
+            span = (int(self._sorted[-1]) - int(self._sorted[0])) * self.time_base
+            if span > 0:
+                return float((len(self._sorted) - 1) / span)
+        return float(self.rate) if self.rate else None
 
     def keyframe_before(self, index: int) -> int:
         """Position in ``keyframes`` of the last keyframe at or before frame ``index`` (-1 if none)."""
@@ -147,8 +157,15 @@ def build_index(open_container, path: str) -> VideoIndex:
     time_base = Fraction(stream.time_base)
     rate = nominal_rate(stream)
     # Matroska's duration runs from time 0, MP4's from the first frame: subtracting the start never over-claims.
-    span = (container.duration or 0) - (container.start_time or 0)
-    claimed = stream.frames or (round(span * rate / 1_000_000) if span > 0 and rate else 0)
+    # What the header says the video lasts, in frames and seconds. A container's duration is the longest
+    # stream's (audio may outlast the video), so it counts only for a file with no audio.
+    if stream.duration:
+        seconds = float(stream.duration * time_base)
+    elif container.duration and not container.streams.audio:
+        seconds = (container.duration - (container.start_time or 0)) / 1_000_000
+    else:
+        seconds = 0.0
+    claimed = stream.frames or (round(seconds * rate) if seconds > 0 and rate else 0)
     reorders = bool(stream.codec_context.has_b_frames)
     may_reorder = reorders or stream.codec_context.name in REORDERING_CODECS
     shown, keys, untimed, packets, first_key = [], [], 0, 0, None
@@ -205,18 +222,19 @@ def build_index(open_container, path: str) -> VideoIndex:
                              f"all), so frames cannot be told apart by timestamp")
         else:
             index.keyframes = sorted(p for p in map(index.position, keys) if p is not None)
-    if claimed and claimed > packets + 1 and not _spans(index, claimed):
+    if claimed and claimed > packets + 1 and not _spans(index, seconds or (claimed / rate if rate else 0)):
         index.header_frames = int(claimed)
     return index
 
 
-def _spans(index: VideoIndex, claimed: int) -> bool:
-    """Whether the frames present span the ``claimed`` frames' time: AVI counts a dropped frame as an empty
-    chunk, which demuxers skip, so fewer packets than claimed is a truncated file only if time is missing."""
-    if index.counted or not index.rate or not len(index.pts):
+def _spans(index: VideoIndex, seconds: float) -> bool:
+    """Whether the frames present span the header's ``seconds``: AVI counts a dropped frame as an empty chunk,
+    which demuxers skip, so fewer packets than claimed is a truncated file only if time is missing too."""
+    rate = index.average_rate()
+    if index.counted or not rate or not len(index.pts):
         return False
-    present = float((int(index._sorted[-1]) - int(index._sorted[0])) * index.time_base) + 1 / float(index.rate)
-    return claimed / float(index.rate) <= present + 1.5 / float(index.rate)
+    present = float((int(index._sorted[-1]) - int(index._sorted[0])) * index.time_base) + 1 / rate
+    return seconds <= present + 1.5 / rate
 
 
 def _none_first(pts: int | None) -> float:

@@ -151,9 +151,6 @@ def _fps(episode: Episode, given: float | None) -> float:
             raise ValueError(f"--fps must be positive, got {given}")
         return float(given)
     candidates = [episode.meta.get("fps"), getattr(episode.frames, "fps", None)]
-    info = getattr(episode.frames, "info", None)
-    if callable(info):
-        candidates.append(getattr(info(), "rate", None))
     for c in candidates:
         try:
             if c is not None and float(c) > 0:
