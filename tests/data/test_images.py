@@ -58,6 +58,24 @@ def test_every_16_bit_mode_gets_the_same_rule(mode, dtype):
     assert np.array_equal(image_to_rgb(im, "x"), high_byte(RAMP))
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_white_is_zero_tiff_reads_as_shown(tmp_path, bits):
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[262] = 0  # PhotometricInterpretation WhiteIsZero: a stored 0 is white
+    stored = np.full((4, 6), (255 - 88) * (257 if bits == 16 else 1), np.uint16 if bits == 16 else np.uint8)
+    path = tmp_path / f"white_is_zero_{bits}.tif"
+    Image.fromarray(stored).save(path, tiffinfo=tags)
+    with Image.open(path) as im:
+        assert im.tag_v2[262] == 0 and im.mode == ("I;16" if bits == 16 else "L")
+        raw = int(np.asarray(im)[0, 0])
+    # Pillow inverts 8-bit WhiteIsZero itself (its writer stored 88 for 167 shown) but returns 16-bit samples raw.
+    assert raw == ((255 - 88) * 257 if bits == 16 else 255 - 88)
+    shown = 255 - 88 if bits == 8 else 88  # 16-bit: stored (255 - 88) * 257, shown 65535 minus that
+    assert np.array_equal(read_image(path), np.full((4, 6, 3), shown, np.uint8))
+
+
 @pytest.mark.parametrize("color_type, channels", [(2, 3), (6, 4), (4, 2)])  # RGB, RGBA, grey + alpha
 def test_16_bit_colour_pngs_are_not_clipped_and_match_16_bit_grey(tmp_path, color_type, channels):
     rng = np.random.default_rng(color_type)
@@ -101,7 +119,7 @@ def test_32_bit_integer_tiff_is_refused_naming_file_and_mode(tmp_path, values):
     with pytest.raises(DataError) as e:
         read_image(tmp_path / "deep.tif")
     assert e.value.where == str(tmp_path / "deep.tif")
-    assert "image mode 'I' (32-bit signed integers) in a TIFF file has no known value range" in e.value.problem
+    assert "image mode 'I' (signed or 32-bit integers) in a TIFF file has no known value range" in e.value.problem
 
 
 def test_float_image_is_refused_naming_file_and_mode(tmp_path):
@@ -109,7 +127,7 @@ def test_float_image_is_refused_naming_file_and_mode(tmp_path):
     with pytest.raises(DataError) as e:
         read_image(tmp_path / "f.tif")
     assert e.value.where == str(tmp_path / "f.tif") and "image mode 'F' (32-bit float)" in e.value.problem
-    with pytest.raises(DataError, match=r"^made in memory: image mode 'I' \(32-bit signed integers\) in this image"):
+    with pytest.raises(DataError, match=r"^made in memory: image mode 'I' \(signed or 32-bit integers\) in this image"):
         image_to_rgb(Image.fromarray(np.zeros((2, 2), np.int32)), "made in memory")
 
 

@@ -215,6 +215,14 @@ def test_data_check_reads_the_first_frame(tmp_path):
     assert not report.ok and "0.png" in str(report.errors[0])
 
 
+def test_an_mpeg_ts_file_opens_as_a_single_video(tmp_path):
+    from liv.data import open_dataset
+
+    path = write(tmp_path / "camera.ts", 12, codec="mpeg2video", options={"bf": "2", "b": "8M", "qmax": "2"})
+    [episode] = open_dataset(path, text="open the drawer")
+    assert identify(episode.read([11, 0, 5])) == [11, 0, 5]
+
+
 def test_reward_time_column_follows_the_video_timestamps(tmp_path):
     import liv
     from liv.eval.commands import RewardArgs, run_reward

@@ -22,6 +22,7 @@ _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # Formats whose mode "I" images hold unsigned 16-bit samples: PNG has no deeper integer samples (some
 # Pillow versions open 16-bit grey PNGs as "I"), and Pillow's PPM reader scales maxval > 255 to 65535.
 _I_HOLDS_16_BIT = frozenset({"PNG", "PPM"})
+_PHOTOMETRIC, _WHITE_IS_ZERO = 262, 0  # TIFF tag PhotometricInterpretation; 0: 0 is white (grey images)
 
 
 def image_to_rgb(im: Image.Image, where: str) -> np.ndarray:
@@ -35,7 +36,8 @@ def image_to_rgb(im: Image.Image, where: str) -> np.ndarray:
       Alpha is dropped, not composited: every pixel keeps the colour it stores, even where it is
       fully transparent. Premultiplied "RGBa"/"La" are first divided by alpha (as "RGBA"/"LA").
     - 16-bit grey "I;16", "I;16L", "I;16B", "I;16N" (unsigned, 0..65535): the high byte, ``x >> 8``,
-      repeated to 3 channels. Why the high byte rather than ``round(x * 255 / 65535)``: Pillow itself
+      repeated to 3 channels (after ``65535 - x`` for a TIFF whose PhotometricInterpretation is
+      WhiteIsZero, which Pillow inverts for 8-bit samples only). Why the high byte rather than ``round(x * 255 / 65535)``: Pillow itself
       reduces 16-bit colour and grey+alpha PNGs to 8 bits by the high byte when it opens them (it has
       no 16-bit RGB mode), so one rule makes a frame read the same whether it was saved as 16-bit grey
       or 16-bit colour; both rules map the usual 8 -> 16-bit expansion ``v * 257`` back to ``v`` and
@@ -56,12 +58,15 @@ def image_to_rgb(im: Image.Image, where: str) -> np.ndarray:
     """
     mode = im.mode
     if mode in _SIXTEEN_BIT:
-        return _grey16_to_rgb(np.asarray(im))
+        values = np.asarray(im)
+        if im.format == "TIFF" and getattr(im, "tag_v2", {}).get(_PHOTOMETRIC) == _WHITE_IS_ZERO:
+            values = 65535 - values.astype(np.int32)  # Pillow inverts 8-bit WhiteIsZero TIFFs, not 16-bit ones
+        return _grey16_to_rgb(values)
     if mode == "I":
         if im.format not in _I_HOLDS_16_BIT:
             source = f"a {im.format} file" if im.format else "this image"
-            raise DataError(where, f"image mode 'I' (32-bit signed integers) in {source} has no known value range, "
-                                   "so it cannot be scaled to 8 bits; save it with 8 or 16 bits per channel")
+            raise DataError(where, f"image mode 'I' (signed or 32-bit integers) in {source} has no known value range, "
+                                   "so it cannot be scaled to 8 bits; save it with unsigned 8 or 16 bits per channel")
         values = np.asarray(im)
         lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
         if lo < 0 or hi > 65535:

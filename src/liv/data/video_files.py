@@ -1,4 +1,4 @@
-"""Video files (mp4, webm, avi, mkv, mov) listed in a ``manifest.csv``, decoded with PyAV.
+"""Video files (mp4, mov, m4v, webm, mkv, avi, MPEG-TS) listed in a ``manifest.csv``, decoded with PyAV.
 
 The manifest has the required columns ``path,text`` (``path`` relative to the manifest's folder or
 absolute) and the optional ``start_frame,end_frame`` (end exclusive): several rows may cut one long
@@ -23,7 +23,7 @@ from liv.data.frame_folders import collect_rows, manifest_path, parse_int, read_
 from liv.data.open_files import OpenFiles
 from liv.data.video_index import VideoIndex, cached_index
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".ts", ".mts", ".m2ts")
 MAX_OPEN_VIDEOS = 64
 """Open containers kept per process (least recently used are closed): bounds file descriptors."""
 
