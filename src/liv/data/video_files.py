@@ -195,7 +195,8 @@ class VideoFrames:
                 position = index.position(frame.pts)
                 if position is None:
                     raise DataError(self.path, f"the decoder returned a frame at {float(frame.pts * index.time_base):.6f}"
-                                               f" s, a time no packet of the file has: cannot tell which frame it is")
+                                               f" s, which is none of the frames the file shows from its start: "
+                                               f"cannot tell which frame it is")
                 if first and position > target and attempt >= 0:
                     break  # overshot
                 if not first and position <= previous:
