@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from liv.data.episodes import DataError
+from liv.data.manifests import header_row, not_utf8
 
 FRAME_PATTERN = "frame_{:010d}.jpg"
 """File name of frame number n (1-based) in an EPIC-KITCHENS rgb_frames folder."""
@@ -66,9 +67,7 @@ def _read_annotations(path: Path) -> list[tuple[int, dict[str, str]]]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            header = [c.strip() for c in next(reader, [])]
-            if not header:
-                raise DataError(str(path), "empty file (no header line)")
+            header = header_row(reader, path)
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise DataError(str(path), f"missing column(s) {', '.join(missing)}; is this an EPIC-KITCHENS-100 "
@@ -83,7 +82,9 @@ def _read_annotations(path: Path) -> list[tuple[int, dict[str, str]]]:
                 rows.append((n, dict(zip(header, values))))
     except FileNotFoundError:
         raise DataError(str(path), "annotations file not found") from None
-    except (UnicodeDecodeError, csv.Error) as e:
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except csv.Error as e:
         raise DataError(str(path), f"not a readable CSV file ({e})") from None
     return rows
 
