@@ -173,15 +173,15 @@ def convert_epic_kitchens(annotations: str | os.PathLike[str], frames_root: str 
 class EpicKitchensArgs:
     """Convert EPIC-KITCHENS-100 annotations and extracted frames into a frame-folder manifest for training."""
 
-    annotations: Path
+    annotations: Path = field(metadata={"path": "file"})
     """Annotations CSV, e.g. EPIC_100_train.csv (columns narration_id, participant_id, video_id, narration,
     start_frame, stop_frame, verb, noun, ...)."""
-    frames: Path
+    frames: Path = field(metadata={"path": "dir"})
     """Root of the extracted RGB frames: <frames>/<participant_id>/rgb_frames/<video_id>/frame_0000000001.jpg."""
-    out: Path
+    out: Path = field(metadata={"path": "out"})
     """Manifest CSV to write (an existing folder means <out>/manifest.csv); frame folders under its folder are
     written relative to it."""
-    min_frames: int = 3
+    min_frames: int = field(default=3, metadata={"min": 1})
     """Leave out segments with fewer frames than this (pre-training samples need at least 3)."""
     verbs: list[str] = field(default_factory=list)
     """Keep only segments with these verbs (the CSV's verb column, e.g. open close); none given keeps all."""
