@@ -277,8 +277,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         help_text = docs.get(f.name, f.metadata.get("help", ""))
+        notes = [" and ".join(f"{word} {f.metadata[key]}" for key, (word, _) in _BOUNDS.items() if key in f.metadata)]
         if has_default and default not in (None, [], ()) and spec.get("action") is not argparse.BooleanOptionalAction:
-            help_text += f" (default: {default})"
+            notes.append(f"default: {default}")
+        if any(notes):
+            help_text += f" ({'; '.join(n for n in notes if n)})"
         if f.metadata.get("positional"):
             if not has_default:
                 parser.add_argument(f.name, help=help_text, **spec)
