@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -11,14 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liv.cli_args import add_dataclass_arguments, dataclass_from_args, given_fields
+from liv.cli_args import (ArgumentParser, UsageError, add_dataclass_arguments, dataclass_from_args, given_fields,
+                          option_name)
+from liv.models.devices import device_problem
 
 
 @dataclass
 class InfoArgs:
     """Describe a model file: format, architecture, size, preprocessing and provenance."""
 
-    model: Path = field(metadata={"positional": True})
+    model: Path = field(metadata={"positional": True, "path": "exists"})
     """Model to describe: a liv model directory, a reference LIV model.pt or snapshot, or an OpenAI CLIP file."""
     json: bool = False
     """Print machine-readable JSON instead of text."""
@@ -28,9 +31,9 @@ class InfoArgs:
 class ConvertArgs:
     """Convert any model file liv can read into liv's format (model.safetensors + config.json)."""
 
-    source: Path = field(metadata={"positional": True})
+    source: Path = field(metadata={"positional": True, "path": "exists"})
     """Model file to convert (reference LIV release or snapshot, OpenAI CLIP TorchScript, state dict)."""
-    out: Path = field(metadata={"positional": True})
+    out: Path = field(metadata={"positional": True, "path": "out_dir"})
     """Output directory; created if needed, files in it are replaced atomically."""
     antialias: bool | None = None
     """Override the stored resize antialiasing (imports default to the reference's: off)."""
@@ -40,19 +43,19 @@ class ConvertArgs:
 class EmbedArgs:
     """Embed texts and/or images with a model and write the embeddings to an .npz file."""
 
-    model: Path
+    model: Path = field(metadata={"path": "exists"})
     """Model to use (any format `liv info` reads)."""
-    out: Path
+    out: Path = field(metadata={"path": "out_file"})
     """Output .npz with arrays text_embeddings (T, D), image_embeddings (I, D), texts, images."""
     text: list[str] = field(default_factory=list)
     """Texts to embed (repeat the option or give several values)."""
-    images: list[Path] = field(default_factory=list)
+    images: list[Path] = field(default_factory=list, metadata={"path": "file"})
     """Image files (PNG/JPEG) to embed."""
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     normalize: bool = False
     """L2-normalise the embeddings (the reference returns them unnormalised)."""
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata={"check": device_problem})
     """Torch device, e.g. cpu or cuda:0."""
 
 
@@ -195,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `liv` command, generated from the commands' dataclasses."""
     from liv import __version__
 
-    parser = argparse.ArgumentParser(prog="liv", description="LIV: language-image value learning for robots.")
+    parser = ArgumentParser(prog="liv", description="LIV: language-image value learning for robots.")
     parser.add_argument("--version", action="version", version=f"liv {__version__}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, command in COMMANDS.items():
@@ -211,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
             target = groups[group]
         command_parser = target.add_parser(leaf, help=doc, description=doc)
         command_parser.set_defaults(_command=name)
+        # also after the command name; SUPPRESS: absent here, it does not undo a --debug given before it
+        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
         add_dataclass_arguments(command_parser, cls, only_given=command.presets)
     return parser
 
@@ -234,24 +240,100 @@ def _one_line_warnings(prefix: str) -> Callable[..., None]:
     return show
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `liv` command line; returns the exit status (errors print one clear line, status 2)."""
-    from liv.checkpoints.errors import CheckpointError
-    from liv.data.episodes import DataError
-    from liv.models.tokenizer import TextTruncatedWarning
+_DEBUG_HELP = "On an error, also print the Python traceback (for a bug report)."
+INTERNAL_ERROR = 70
+"""Exit status of an unexpected exception (a bug in liv; sysexits' EX_SOFTWARE). Bad input exits with 2."""
 
-    ns = build_parser().parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `liv` command line -> exit status.
+
+    Every error is one line on stderr, ``liv COMMAND: error: ...``, naming the option, file or row and
+    what is wrong: status 2 for a command line that cannot be parsed, bad data, a bad model file, a file
+    that cannot be read or written, a missing optional package; 130 when interrupted; and
+    :data:`INTERNAL_ERROR` for any other exception, a bug. ``--debug`` prints the traceback before that
+    line. Commands have their own statuses too (``liv data check`` 1 when it finds errors, ``liv train``
+    3 when training fails). ``--help`` and ``--version`` raise SystemExit(0) as argparse does.
+    """
+    import traceback
+
+    try:
+        ns = build_parser().parse_args(argv)
+    except UsageError as e:
+        print(_one_line(str(e)), file=sys.stderr)
+        return 2
+    prefix = f"liv {ns._command}"
+    try:
+        return _run_command(ns, prefix)
+    except KeyboardInterrupt:
+        if ns.debug:
+            traceback.print_exc()
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        message, status = _error_message(e, ns)
+        if ns.debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {_one_line(message)}", file=sys.stderr)
+        return status
+
+
+def _run_command(ns: argparse.Namespace, prefix: str) -> int:
     command = COMMANDS[ns._command]
     cls = command.args()
-    try:
-        with warnings.catch_warnings():  # restores showwarning when main() is called in-process
-            warnings.showwarning = _one_line_warnings(f"liv {ns._command}")
-            return command.run(given_fields(cls, ns) if command.presets else dataclass_from_args(cls, ns))
+    with warnings.catch_warnings():  # restores showwarning when main() is called in-process
+        warnings.showwarning = _one_line_warnings(prefix)
+        return command.run(given_fields(cls, ns) if command.presets else dataclass_from_args(cls, ns))
+
+
+def _error_message(e: Exception, ns: argparse.Namespace) -> tuple[str, int]:
+    """(what to tell the user, exit status) for an exception out of a command."""
+    from liv.checkpoints.errors import CheckpointError
+    from liv.models.tokenizer import TextTruncatedWarning
+
     # A TextTruncatedWarning arrives as an exception where a filter turns it into an error
     # (warnings.simplefilter("error", liv.TextTruncatedWarning) in a program that calls main()).
-    except (CheckpointError, DataError, ValueError, FileNotFoundError, TextTruncatedWarning) as e:
-        print(f"liv {ns._command}: error: {e}", file=sys.stderr)
-        return 2
+    # DataError is a ValueError.
+    if isinstance(e, (CheckpointError, ValueError, TextTruncatedWarning)):
+        return str(e), 2
+    if isinstance(e, ModuleNotFoundError) and e.name and not e.name.startswith("liv"):  # liv's own: a bug
+        return f"this needs the Python package {e.name.split('.')[0]!r}, which is not installed ({e})", 2
+    if isinstance(e, OSError):
+        return _os_message(e, ns), 2
+    return (f"internal error, {type(e).__name__}: {e} (a bug in liv; `liv --debug ...` shows the traceback "
+            f"to report)"), INTERNAL_ERROR
+
+
+def _os_message(e: OSError, ns: argparse.Namespace) -> str:
+    """An OSError as ``OPTION: FILE: what``, naming the option whose path holds FILE (the longest such)."""
+    if e.filename is None:
+        return str(e)
+    failed = Path(os.path.abspath(e.filename))
+    what = e.strerror or str(e)
+    if isinstance(e, FileExistsError):  # "File exists" from a mkdir says little: a file is in the way
+        what = "already exists" + ("" if os.path.isdir(e.filename) else " and is not a folder")
+    options = []
+    for dest, value in vars(ns).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, Path) and not dest.startswith("_"):
+                given = Path(os.path.abspath(v))
+                if given == failed or given in failed.parents:
+                    options.append((len(given.parts), _option(dest, ns)))
+    where = f"{max(options)[1]}: " if options else ""
+    return f"{where}{e.filename}: {what}"
+
+
+def _option(dest: str, ns: argparse.Namespace) -> str:
+    """The command-line name of namespace attribute ``dest``."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(COMMANDS[ns._command].args())}
+    return option_name(fields[dest]) if dest in fields else dest
+
+
+def _one_line(message: str) -> str:
+    # An exception's text may span lines (a nested error, a listing): the error stays one line.
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 if __name__ == "__main__":

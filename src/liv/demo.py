@@ -31,7 +31,10 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from liv.envs.metaworld_env import TASKS
+from liv.models.presets import PRESETS
 
 QUALITY_BAR = {"text_voc_median": 0.8, "retrieval_accuracy": 0.9, "image_voc_median": 0.9}
 """What the LIV model must reach on held-out episodes (issue: the demo's quality bar)."""
@@ -52,50 +55,50 @@ SHORT_NAMES = {"liv": "LIV", "clip": "InfoNCE only (CLIP)", "vip-i": "VIP-I only
 class DemoArgs:
     """Train a small LIV model on simulated robot data and report how good its reward is."""
 
-    out: Path = Path("demo_out")
+    out: Path = field(default=Path("demo_out"), metadata={"path": "out_dir"})
     """Output directory: data/ (cached), runs/ (cached), report.html, key_figure.png, metrics.json."""
-    tasks: list[str] = field(default_factory=lambda: list(DEMO_TASKS))
+    tasks: list[str] = field(default_factory=lambda: list(DEMO_TASKS), metadata={"choices": tuple(TASKS)})
     """Meta-World tasks (see liv.envs.metaworld_env.TASKS)."""
-    train_episodes: int = 12
+    train_episodes: int = field(default=12, metadata={"min": 1})
     """Expert demonstrations per task for training."""
-    heldout_episodes: int = 4
+    heldout_episodes: int = field(default=4, metadata={"min": 1})
     """Held-out demonstrations per task (other seeds, so other object positions)."""
-    failures: int = 1
+    failures: int = field(default=1, metadata={"min": 0})
     """Held-out failed episodes per task (for the success-vs-failure AUROC)."""
-    size: int = 64
+    size: int = field(default=64, metadata={"min": 2})
     """Side in pixels of the rendered frames (the tiny model's input size)."""
     camera: str = "closeup"
     """Meta-World camera; closeup shows the objects about 2x larger than corner, which at 64 px took
     held-out retrieval from 0.575 to 0.975 (an InfoNCE-trained model, measured)."""
-    record_every: int = 4
+    record_every: int = field(default=4, metadata={"min": 1})
     """Simulation steps per recorded frame (~20-30 frames per demonstration; see the module docstring)."""
-    preset: str = "clip-tiny"
+    preset: str = field(default="clip-tiny", metadata={"choices": tuple(PRESETS)})
     """Model architecture (random initialisation)."""
-    steps: int = 600
+    steps: int = field(default=600, metadata={"min": 1})
     """Training steps per objective."""
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata={"min": 2})
     """Training batch size."""
-    lr: float = 3e-4
+    lr: float = field(default=3e-4, metadata={"gt": 0})
     """Learning rate (the paper's 1e-5 fine-tunes a 102M-parameter CLIP; a tiny model from scratch needs more)."""
-    lr_schedule: str = "cosine"
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
     """constant or cosine (decay to 0 at the end). Measured at seed 0, 600 steps: constant 0.911 / 0.875 /
     0.969 (text VOC / retrieval / image VOC), cosine 0.943 / 0.95 / 0.968."""
-    infonce_weight: float = 3.0
+    infonce_weight: float = field(default=3.0, metadata={"min": 0})
     """Weight of InfoNCE in the LIV objective (the reference's clipweight; see the module docstring)."""
-    vip_text_weight: float = 0.3
+    vip_text_weight: float = field(default=0.3, metadata={"min": 0})
     """Weight of VIP on text goals (VIP-L; the paper pre-trains with 1 and fine-tunes with 0). Measured
     at seed 1: 1 gives held-out retrieval 0.625 (its 50x-scaled gradients also drive the text tower),
     0 gives median text-goal VOC 0.78, 0.3 reaches both."""
-    gamma: float = 0.98
+    gamma: float = field(default=0.98, metadata={"gt": 0, "lt": 1})
     """Discount factor of VIP."""
-    augment: str = "none"
+    augment: Literal["none", "rrc"] = "none"
     """Augmentation: none, or rrc (the reference's random resized crop, which at 64 px can crop the arm
     and object out)."""
     ablations: bool = True
     """Also train the CLIP-only and VIP-I-only models for comparison."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
     """Seed of data generation (held-out data uses seed + 1000) and training."""
-    workers: int = 2
+    workers: int = field(default=2, metadata={"min": 1})
     """Simulation processes."""
     progress: bool = True
     """Show progress bars."""

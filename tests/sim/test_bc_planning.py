@@ -197,9 +197,9 @@ def test_planning_with_liv_reward_is_well_formed(model):
     assert scorer(frames, np.zeros((3, 4))).shape == (3,) and scorer.frames_scored == 3
 
 
-def test_command_options_parse():
-    for cls, argv in ((BCArgs, ["--data", "d", "--model", "a", "--model", "clip-tiny", "--one-hot", "--hidden", "8",
-                                "8", "--size", "64", "64"]),
+def test_command_options_parse(tmp_path):
+    for cls, argv in ((BCArgs, ["--data", str(tmp_path), "--model", "a", "--model", "clip-tiny", "--one-hot",
+                                "--hidden", "8", "8", "--size", "64", "64"]),
                       (PlanArgs, ["--model", "clip-tiny", "--tasks", "reach-v3", "--planner", "mppi"])):
         parser = argparse.ArgumentParser()
         add_dataclass_arguments(parser, cls)

@@ -278,7 +278,7 @@ def check_path(path: str | Path, format: str = "auto", camera: str | None = None
 class DataCheckArgs:
     """Check a dataset before training: counts, lengths, frame sizes, and every problem with its file and row."""
 
-    path: Path = field(metadata={"positional": True})
+    path: Path = field(metadata={"positional": True, "path": "exists"})
     """Dataset: a manifest.csv or the folder holding it, a LeRobot root, a video file, or a folder of images."""
     format: Literal["auto", "frames", "video", "lerobot"] = "auto"
     """Dataset format; auto detects it from the files."""
@@ -288,15 +288,15 @@ class DataCheckArgs:
     """Annotation of a single video file or folder of images (other formats carry their own texts)."""
     full: bool = False
     """Decode every frame (slow) instead of a sample per episode."""
-    decode_frames: int = 3
+    decode_frames: int = field(default=3, metadata={"min": 0})
     """Frames decoded per episode without --full: the first and the last (what fine-tuning reads) plus random
     others up to this count (0: none)."""
-    min_frames: int = 2
+    min_frames: int = field(default=2, metadata={"min": 1})
     """Warn about episodes shorter than this, which training leaves out (fine-tuning samples need 2 frames,
     segment pre-training 3)."""
-    context_length: int = 77
+    context_length: int = field(default=77, metadata={"min": 3})
     """Text context length of the model; longer texts are reported."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
     """Seed of the random sample of frames decoded."""
     json: bool = False
     """Print the report as JSON instead of text."""

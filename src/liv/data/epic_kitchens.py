@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from liv.data.episodes import DataError
+from liv.data.manifests import header_row, not_utf8
 
 FRAME_PATTERN = "frame_{:010d}.jpg"
 """File name of frame number n (1-based) in an EPIC-KITCHENS rgb_frames folder."""
@@ -66,9 +67,7 @@ def _read_annotations(path: Path) -> list[tuple[int, dict[str, str]]]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            header = [c.strip() for c in next(reader, [])]
-            if not header:
-                raise DataError(str(path), "empty file (no header line)")
+            header = header_row(reader, path)
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise DataError(str(path), f"missing column(s) {', '.join(missing)}; is this an EPIC-KITCHENS-100 "
@@ -83,7 +82,9 @@ def _read_annotations(path: Path) -> list[tuple[int, dict[str, str]]]:
                 rows.append((n, dict(zip(header, values))))
     except FileNotFoundError:
         raise DataError(str(path), "annotations file not found") from None
-    except (UnicodeDecodeError, csv.Error) as e:
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except csv.Error as e:
         raise DataError(str(path), f"not a readable CSV file ({e})") from None
     return rows
 
@@ -172,15 +173,15 @@ def convert_epic_kitchens(annotations: str | os.PathLike[str], frames_root: str 
 class EpicKitchensArgs:
     """Convert EPIC-KITCHENS-100 annotations and extracted frames into a frame-folder manifest for training."""
 
-    annotations: Path
+    annotations: Path = field(metadata={"path": "file"})
     """Annotations CSV, e.g. EPIC_100_train.csv (columns narration_id, participant_id, video_id, narration,
     start_frame, stop_frame, verb, noun, ...)."""
-    frames: Path
+    frames: Path = field(metadata={"path": "dir"})
     """Root of the extracted RGB frames: <frames>/<participant_id>/rgb_frames/<video_id>/frame_0000000001.jpg."""
-    out: Path
+    out: Path = field(metadata={"path": "out"})
     """Manifest CSV to write (an existing folder means <out>/manifest.csv); frame folders under its folder are
     written relative to it."""
-    min_frames: int = 3
+    min_frames: int = field(default=3, metadata={"min": 1})
     """Leave out segments with fewer frames than this (pre-training samples need at least 3)."""
     verbs: list[str] = field(default_factory=list)
     """Keep only segments with these verbs (the CSV's verb column, e.g. open close); none given keeps all."""

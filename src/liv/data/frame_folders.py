@@ -5,7 +5,7 @@ reference's ``index``, ...) are kept in ``Episode.meta``. ``directory`` is relat
 folder or absolute, and holds ``0.png`` .. ``{num_frames-1}.png`` (or ``.jpg``), 0-based as in the
 reference. Two optional columns describe other layouts (EPIC-KITCHENS frame dumps): ``start_frame``
 (frame i of the episode is file number ``start_frame + i``) and ``frame_pattern`` (a format string
-such as ``frame_{:010d}.jpg``). The manifest helpers here are shared by the other CSV-based readers.
+such as ``frame_{:010d}.jpg``). Manifests are read by :mod:`liv.data.manifests`.
 """
 
 from __future__ import annotations
@@ -22,102 +22,12 @@ from PIL import Image
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
 from liv.data.images import read_image
+from liv.data.manifests import MANIFEST_NAME, collect_rows, manifest_path, parse_int, read_manifest
 
-MANIFEST_NAME = "manifest.csv"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 """File endings treated as frames when a folder of images is read without a manifest."""
 _DEFAULT_SUFFIXES = (".png", ".jpg")
 _MAX_LISTED = 10  # how many file names a problem message spells out before summarising
-
-
-# ---------------------------------------------------------------------------------------- manifests
-
-def manifest_path(path: str | os.PathLike[str]) -> Path:
-    """The manifest file for ``path``: the path itself, or ``path/manifest.csv`` for a directory."""
-    p = Path(path)
-    p = p / MANIFEST_NAME if p.is_dir() else p
-    if not p.is_file():
-        raise DataError(str(p), "manifest not found")
-    return p
-
-
-Row = dict[str, str] | str
-"""A manifest row: {column: value}, or why it could not be split into the header's columns."""
-
-
-def read_manifest(path: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, Row]]]:
-    """Header and rows of a CSV manifest -> (column names, [(data row number, row)]).
-
-    Row numbers are 1-based and count data records after the header (blank lines are skipped, a
-    quoted multi-line text is one row). Raises DataError naming the file for an unreadable file, a
-    missing header or a missing required column. A row with the wrong number of fields is returned
-    as a message, so that :func:`collect_rows` can report it with its number.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise DataError(str(path), "the manifest is empty (no header line)")
-            columns = [c.strip() for c in header]
-            missing = [c for c in required if c not in columns]
-            if missing:
-                raise DataError(str(path), f"missing required column(s) {', '.join(missing)}; the header has "
-                                           f"{', '.join(repr(c) for c in columns)} (needs {', '.join(required)})")
-            rows: list[tuple[int, Row]] = []
-            for values in reader:
-                if values:
-                    row = (dict(zip(columns, values)) if len(values) == len(columns) else
-                           f"has {len(values)} fields but the header has {len(columns)}")
-                    rows.append((len(rows) + 1, row))
-    except UnicodeDecodeError as e:
-        raise DataError(str(path), f"not UTF-8 text ({e})") from None
-    except csv.Error as e:
-        raise DataError(str(path), f"malformed CSV ({e})") from None
-    except OSError as e:
-        raise DataError(str(path), f"cannot read the manifest ({e.strerror or e})") from None
-    return columns, rows
-
-
-def row_where(path: Path, n: int) -> str:
-    """How a manifest row is named in messages: ``<path> row <n>``."""
-    return f"{path} row {n}"
-
-
-def parse_int(row: dict[str, str], column: str, where: str, default: int | None = None, minimum: int = 0) -> int:
-    """Integer value of ``row[column]`` (empty -> ``default``); DataError naming the row and column otherwise."""
-    raw = (row.get(column) or "").strip()
-    if not raw:
-        if default is None:
-            raise DataError(where, f"{column} is empty")
-        return default
-    try:
-        value = float(raw)
-        if not value.is_integer():
-            raise ValueError
-        value = int(value)
-    except ValueError:
-        raise DataError(where, f"{column} {raw!r} is not an integer") from None
-    if value < minimum:
-        raise DataError(where, f"{column} is {value}, must be >= {minimum}")
-    return value
-
-
-def collect_rows(rows: Iterable[tuple[int, Row]], path: Path, build, errors: list[DataError] | None) -> list:
-    """Apply ``build(n, row, where)`` to every well-formed row; a bad row (malformed, or ``build``
-    raising DataError) raises, or, when ``errors`` is a list, is appended to it and skipped."""
-    out = []
-    for n, row in rows:
-        where = row_where(path, n)
-        try:
-            if isinstance(row, str):
-                raise DataError(where, row)
-            out.append(build(n, row, where))
-        except DataError as e:
-            if errors is None:
-                raise
-            errors.append(e)
-    return out
 
 
 # ------------------------------------------------------------------------------------------ images

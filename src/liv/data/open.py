@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import importlib
 import inspect
 import os
@@ -10,7 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 from liv.data.episodes import DataError, EpisodeDataset
-from liv.data.frame_folders import IMAGE_SUFFIXES, MANIFEST_NAME, listing, read_frame_folders, read_image_folder
+from liv.data.frame_folders import IMAGE_SUFFIXES, listing, read_frame_folders, read_image_folder
+from liv.data.manifests import MANIFEST_NAME, read_header
 from liv.data.video_files import VIDEO_SUFFIXES, read_video_file, read_video_manifest
 
 DatasetFormat = Literal["auto", "frames", "video", "lerobot"]
@@ -73,11 +73,7 @@ def _read_lerobot(root: Path, camera: str | None, collect: bool) -> EpisodeDatas
 
 def _manifest_kind(manifest: Path) -> str | None:
     """"frames_manifest" / "video_manifest" from a CSV header, None if it has neither key column."""
-    try:
-        with open(manifest, newline="", encoding="utf-8-sig") as f:
-            header = [c.strip() for c in next(csv.reader(f), [])]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(str(manifest), f"cannot read the manifest header ({e})") from None
+    header = read_header(manifest)
     if "directory" in header and "path" in header:
         raise DataError(str(manifest), "the header has both 'directory' (frame folders) and 'path' (videos); "
                                        "pass format='frames' or format='video'")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
-from liv.data.frame_folders import collect_rows, manifest_path, parse_int, read_manifest
+from liv.data.manifests import collect_rows, manifest_path, parse_int, read_manifest
 from liv.data.open_files import OpenFiles
 from liv.data.video_index import VideoIndex, cached_index
 

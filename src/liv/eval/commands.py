@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from liv.cli_args import check_fields, check_path
 from liv.data.episodes import DataError
 from liv.data.images import read_image
+from liv.models.devices import device_problem
 
 if TYPE_CHECKING:
     from liv.data.episodes import Episode, EpisodeDataset
@@ -25,41 +27,41 @@ DataFormat = Literal["auto", "frames", "video", "lerobot"]
 class RewardArgs:
     """Score frames against goals: per-frame similarity (value) and LIV reward, as CSV, plot and animation."""
 
-    model: Path
+    model: Path = field(metadata={"path": "exists"})
     """Model to use (any format `liv info` reads)."""
-    out: Path
+    out: Path = field(metadata={"path": "out"})
     """Output directory (rewards.csv, rewards.png, rewards.mp4/.gif); with --data, the output .parquet file."""
-    input: Path | None = field(default=None, metadata={"positional": True})
+    input: Path | None = field(default=None, metadata={"positional": True, "path": "exists"})
     """A video file, a folder of images, or a dataset (manifest.csv or its folder, LeRobot root; see --episode)."""
     goal: list[str] = field(default_factory=list)
     """Text goals (repeat the option). Default for a dataset episode: its own text."""
-    goal_image: list[Path] = field(default_factory=list)
+    goal_image: list[Path] = field(default_factory=list, metadata={"path": "file"})
     """Image goals: PNG/JPEG files (repeat the option)."""
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
-    episode: int = 0
+    episode: int = field(default=0, metadata={"min": 0})
     """Which episode of a dataset INPUT to score (0-based)."""
     animate: bool = False
     """Also write an animation of the video beside its growing curves."""
     animation_format: Literal["mp4", "gif"] = "mp4"
     """Animation container: mp4 (H.264, streamed) or gif (held in memory; for short clips)."""
-    data: Path | None = None
+    data: Path | None = field(default=None, metadata={"path": "exists"})
     """Instead of INPUT: score every episode of this dataset against its own text (and the --goal texts and
     --goal-image images) and write a tidy parquet to --out (columns episode, task, frame, goal, value, reward)."""
     scale: Literal["similarity", "value"] = "similarity"
     """similarity: S = cos(phi(o), goal) in [-1, 1]; value: S / (1 - gamma), the units of LIV's value."""
-    gamma: float = 0.98
+    gamma: float = field(default=0.98, metadata={"gt": 0, "lt": 1})
     """Discount for --scale value."""
-    fps: float | None = None
+    fps: float | None = field(default=None, metadata={"gt": 0})
     """Frame rate for time_s and the animation when the data has none (frame folders; default 30). Given, it
     also replaces a video's own timestamps in time_s (frame / fps)."""
     format: DataFormat = "auto"
     """Dataset format of INPUT / --data: auto, frames, video or lerobot."""
     camera: str | None = None
     """Camera (image key) of a LeRobot dataset."""
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata={"check": device_problem})
     """Torch device, e.g. cpu or cuda:0."""
-    batch_size: int = 64
+    batch_size: int = field(default=64, metadata={"min": 1})
     """Frames per image-encoder pass."""
 
 
@@ -68,27 +70,27 @@ class EvaluateArgs:
     """Measure reward quality on a dataset (VOC, negative rate, language confusion matrix, AUROC): metrics.json
     and a self-contained report.html."""
 
-    model: Path
+    model: Path = field(metadata={"path": "exists"})
     """Model to evaluate (any format `liv info` reads)."""
-    data: Path
+    data: Path = field(metadata={"path": "exists"})
     """Dataset: manifest.csv (or its folder) of frame folders or videos, or a LeRobot root."""
-    out: Path
+    out: Path = field(metadata={"path": "out_dir"})
     """Output directory for metrics.json and report.html."""
     extra_goal: list[str] = field(default_factory=list)
     """Distractor texts added as columns of the confusion matrix (e.g. "do nothing")."""
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
-    max_episodes_per_task: int | None = None
+    max_episodes_per_task: int | None = field(default=None, metadata={"min": 1})
     """Evaluate at most this many episodes of each task (the first ones); default all."""
-    episodes_per_task: int = 3
+    episodes_per_task: int = field(default=3, metadata={"min": 0})
     """Episodes per task whose curves the report plots."""
     format: DataFormat = "auto"
     """Dataset format: auto, frames, video or lerobot."""
     camera: str | None = None
     """Camera (image key) of a LeRobot dataset."""
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata={"check": device_problem})
     """Torch device, e.g. cpu or cuda:0."""
-    batch_size: int = 64
+    batch_size: int = field(default=64, metadata={"min": 1})
     """Frames per image-encoder pass."""
 
 
@@ -96,25 +98,25 @@ class EvaluateArgs:
 class CompareArgs:
     """Evaluate several models on one dataset and put their metrics side by side (compare.json, compare.html)."""
 
-    models: list[Path]
+    models: list[Path] = field(metadata={"path": "exists"})
     """Models to compare (any format `liv info` reads); labelled by file or folder name."""
-    data: Path
+    data: Path = field(metadata={"path": "exists"})
     """Dataset: manifest.csv (or its folder) of frame folders or videos, or a LeRobot root."""
-    out: Path
+    out: Path = field(metadata={"path": "out_dir"})
     """Output directory for compare.json and compare.html."""
     extra_goal: list[str] = field(default_factory=list)
     """Distractor texts added as columns of the confusion matrix."""
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
-    max_episodes_per_task: int | None = None
+    max_episodes_per_task: int | None = field(default=None, metadata={"min": 1})
     """Evaluate at most this many episodes of each task; default all."""
     format: DataFormat = "auto"
     """Dataset format: auto, frames, video or lerobot."""
     camera: str | None = None
     """Camera (image key) of a LeRobot dataset."""
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata={"check": device_problem})
     """Torch device, e.g. cpu or cuda:0."""
-    batch_size: int = 64
+    batch_size: int = field(default=64, metadata={"min": 1})
     """Frames per image-encoder pass."""
 
 
@@ -147,8 +149,6 @@ def _is_single(path: Path) -> bool:
 def _fps(episode: Episode, given: float | None) -> float:
     """Frame rate: --fps, else the data's own (LeRobot meta, video stream, manifest column), else 30."""
     if given is not None:
-        if given <= 0:
-            raise ValueError(f"--fps must be positive, got {given}")
         return float(given)
     candidates = [episode.meta.get("fps"), getattr(episode.frames, "fps", None)]
     for c in candidates:
@@ -207,16 +207,22 @@ def _open(path: Path, format: str, camera: str | None, text: str | None = None) 
 
 # ------------------------------------------------------------------------------------------- liv reward
 def run_reward(args: RewardArgs) -> int:
-    """`liv reward`: one input -> rewards.csv, rewards.png (and an animation); or --data -> parquet."""
+    """`liv reward`: one input -> rewards.csv, rewards.png (and an animation); or --data -> parquet.
+
+    Raises ValueError naming the option for a bad or contradictory option (checked before the model is
+    loaded), DataError naming the file and row for bad data (an episode without text and no --goal).
+    """
     import liv
     from liv.eval.report import plot_reward_curves, write_reward_animation
     from liv.reward import embed_goals, scores_from_embeddings
 
+    check_fields(args, as_options=True)
     if (args.input is None) == (args.data is None):
         raise ValueError("give exactly one of INPUT (a video, image folder or dataset) and --data DATASET")
     if args.data is not None:
         return _reward_dataset(args)
     assert args.input is not None
+    check_path(args.out, "out_dir", "--out")  # a folder here, a file with --data
     single = _is_single(args.input)
     if single and not args.goal and not args.goal_image:
         raise ValueError(f"{args.input} has no text of its own: give --goal TEXT and/or --goal-image PATH")
@@ -227,6 +233,8 @@ def run_reward(args: RewardArgs) -> int:
     episode = dataset[args.episode]
     if len(episode) == 0:
         raise ValueError(f"{episode.source}: the episode has no frames")
+    if not args.goal and not args.goal_image and not episode.text.strip():
+        raise DataError(episode.source, "the episode has an empty text: give --goal TEXT and/or --goal-image PATH")
 
     texts = list(args.goal) or ([] if args.goal_image else [episode.text])
     goals: list[Any] = texts + [read_image(p) for p in args.goal_image]
@@ -286,7 +294,11 @@ def _reward_dataset(args: RewardArgs) -> int:
     assert args.data is not None
     if args.out.suffix.lower() != ".parquet":
         raise ValueError(f"with --data, --out must be a .parquet file, got {args.out}")
+    check_path(args.out, "out_file", "--out")
     dataset = _open(args.data, args.format, args.camera)
+    blank = next((e for e in dataset if not e.text.strip()), None)
+    if blank is not None:  # every episode is scored against its own text
+        raise DataError(blank.source, "the episode has an empty text")
     goal_images = [(p.name, read_image(p)) for p in args.goal_image]  # before loading the model: fail fast
     model = liv.load(args.model, device=args.device)
     extras = list(dict.fromkeys(args.goal))
@@ -332,11 +344,15 @@ def _summary(results: dict[str, Any]) -> str:
 
 
 def run_evaluate(args: EvaluateArgs) -> int:
-    """`liv evaluate`: metrics.json and report.html for one model on one dataset."""
+    """`liv evaluate`: metrics.json and report.html for one model on one dataset.
+
+    Raises ValueError naming the option for a bad option, DataError naming the file and row for bad data.
+    """
     import liv
     from liv.eval.metrics import evaluate_dataset
     from liv.eval.report import write_report
 
+    check_fields(args, as_options=True)
     dataset = _open(args.data, args.format, args.camera)
     model = liv.load(args.model, device=args.device)
     results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
@@ -360,11 +376,15 @@ def model_labels(paths: list[Path]) -> list[str]:
 
 
 def run_compare(args: CompareArgs) -> int:
-    """`liv compare`: every model evaluated on the same dataset -> compare.json and compare.html."""
+    """`liv compare`: every model evaluated on the same dataset -> compare.json and compare.html.
+
+    Raises ValueError naming the option for a bad option, DataError naming the file and row for bad data.
+    """
     import liv
     from liv.eval.metrics import evaluate_dataset
     from liv.eval.report import write_compare
 
+    check_fields(args, as_options=True)
     if not args.models:
         raise ValueError("give at least one model with --models")
     dataset = _open(args.data, args.format, args.camera)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
+
+from liv.cli_args import check_fields
 
 if TYPE_CHECKING:
     from liv.model import LIVModel
@@ -77,43 +79,43 @@ class PlannerConfig:
 
     planner: Literal["cem", "mppi"] = "cem"
     """cem: refit a Gaussian to the elite fraction; mppi: score-weighted average of perturbed plans."""
-    horizon: int | None = None
+    horizon: int | None = field(default=None, metadata={"min": 1})
     """Steps per candidate sequence (None: 20 for CEM, 50 for MPPI, the paper's)."""
-    samples: int | None = None
+    samples: int | None = field(default=None, metadata={"min": 2})
     """Candidate sequences per iteration (None: 200 for CEM, 128 for MPPI, the paper's)."""
-    iterations: int = 3
+    iterations: int = field(default=3, metadata={"min": 1})
     """Refinement iterations per replanning point (CEM); MPPI usually uses 1."""
-    elite_frac: float = 0.1
+    elite_frac: float = field(default=0.1, metadata={"gt": 0, "max": 1})
     """CEM: fraction of candidates kept as elites."""
-    init_std: float = 0.5
+    init_std: float = field(default=0.5, metadata={"gt": 0})
     """Std of the sampling Gaussian at the first iteration (action units)."""
-    min_std: float = 0.05
+    min_std: float = field(default=0.05, metadata={"min": 0})
     """CEM: lower bound of the refitted std, so that sampling never collapses."""
-    temperature: float = 0.5
+    temperature: float = field(default=0.5, metadata={"gt": 0})
     """MPPI: softmax temperature in units of the candidates' score std (scale-free: LIV similarity gaps are
     small and differ between models)."""
-    smoothing: float = 0.5
+    smoothing: float = field(default=0.5, metadata={"min": 0, "lt": 1})
     """MPPI: noise is low-pass filtered over time, n_t = s n_t-1 + (1 - s) e_t, for smooth arm motion."""
-    replan_every: int = 1
+    replan_every: int = field(default=1, metadata={"min": 1})
     """Actions of each plan executed before planning again."""
     score: Literal["final", "discounted"] = "final"
     """final: S(o_H) - S(o_0) (the telescoped reward sum; renders one frame per candidate); discounted: the
     gamma-discounted reward sum over frames rendered every ``render_every`` steps."""
-    gamma: float = 0.98
+    gamma: float = field(default=0.98, metadata={"gt": 0, "max": 1})
     """Discount of score="discounted"."""
-    render_every: int = 5
+    render_every: int = field(default=5, metadata={"min": 1})
     """score="discounted": steps between rendered frames of a candidate (its last frame is always rendered)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
     """Seed of the planner's random numbers."""
 
     def resolved(self) -> PlannerConfig:
-        """A PlannerConfig with ``horizon``/``samples`` filled in from the planner's paper defaults, validated."""
+        """A PlannerConfig with ``horizon``/``samples`` filled in from the planner's paper defaults, validated.
+
+        Raises ValueError naming the field for a value outside its declared range (field metadata).
+        """
+        check_fields(self)
         h = self.horizon or (20 if self.planner == "cem" else 50)
         n = self.samples or (200 if self.planner == "cem" else 128)
-        if self.planner not in ("cem", "mppi") or self.score not in ("final", "discounted"):
-            raise ValueError(f"unknown planner {self.planner!r} or score {self.score!r}")
-        if h < 1 or n < 2 or self.iterations < 1 or self.replan_every < 1 or self.render_every < 1:
-            raise ValueError("horizon, iterations, replan_every, render_every must be >= 1 and samples >= 2")
         # the PlannerConfig fields only: subclasses (liv plan's PlanArgs) carry more settings
         return PlannerConfig(**{**{f.name: getattr(self, f.name) for f in fields(PlannerConfig)},
                                 "horizon": h, "samples": n})

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from liv.envs.metaworld_env import TASKS  # task names only: mujoco is imported when an environment is made
 from liv.eval.planning import PlannerConfig  # PlanArgs extends it (liv imports torch already)
+from liv.models.devices import device_problem
 
 if TYPE_CHECKING:
     from liv.model import LIVModel
@@ -21,45 +23,45 @@ if TYPE_CHECKING:
 class BCArgs:
     """Language-conditioned behaviour cloning on frozen representations, evaluated by Meta-World rollouts."""
 
-    data: Path
+    data: Path = field(metadata={"path": "dir"})
     """LeRobot dataset of expert episodes with actions (e.g. from `liv sim generate`)."""
     model: list[str] = field(default_factory=list)
     """Representations to compare (repeat): a model file or directory `liv info` reads, or a preset name
     (clip-tiny, clip-small, clip-rn50) meaning random weights. One table row each (per conditioning)."""
-    out: Path = Path("bc_results")
+    out: Path = field(default=Path("bc_results"), metadata={"path": "out_dir"})
     """Output folder: bc.json (every seed and rollout), bc.md (the table), cache/ (embeddings)."""
     text: bool = True
     """Condition the policy on the text embedding of the task annotation (the paper's LIV rows)."""
     one_hot: bool = False
     """Also train policies conditioned on a one-hot task vector (the paper's "(One-Hot)" rows; the image
     embedding still comes from the model)."""
-    tasks: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list, metadata={"choices": tuple(TASKS)})
     """Meta-World tasks to evaluate; default: the dataset's tasks."""
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"min": 0})
     """Training seeds; the table shows mean and std over them (paper: 3)."""
-    steps: int = 2000
+    steps: int = field(default=2000, metadata={"min": 1})
     """Training steps; the half-way and final checkpoints are evaluated and the better one kept."""
-    batch_size: int = 256
+    batch_size: int = field(default=256, metadata={"min": 1})
     """Frames per training batch (paper: 4096)."""
-    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    hidden: list[int] = field(default_factory=lambda: [256, 256], metadata={"min": 1})
     """Hidden layer widths of the MLP policy (paper: 1024 1024 1024)."""
     proprio: bool = True
     """Give the policy the hand position and gripper opening too."""
-    episodes: int = 10
+    episodes: int = field(default=10, metadata={"min": 1})
     """Evaluation rollouts per task and checkpoint, each in a new layout (paper: 50)."""
-    max_steps: int = 200
+    max_steps: int = field(default=200, metadata={"min": 1})
     """Step limit of an evaluation rollout (12.5 ms each; the experts need 15-130)."""
-    eval_seed: int = 1000
+    eval_seed: int = field(default=1000, metadata={"min": 0})
     """Base seed of the evaluation layouts (training layouts are excluded)."""
     camera: str | None = None
     """Camera to render rollouts from; default: the dataset's."""
-    size: tuple[int, int] | None = None
+    size: tuple[int, int] | None = field(default=None, metadata={"min": 2})
     """Rollout frame height and width in pixels; default: the dataset's."""
-    cache_dir: Path | None = None
+    cache_dir: Path | None = field(default=None, metadata={"path": "out_dir"})
     """Where embeddings are cached; default: OUT/cache."""
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata={"check": device_problem})
     """Torch device for the model and the policy."""
-    threads: int | None = 1
+    threads: int | None = field(default=1, metadata={"min": 0})
     """Torch CPU threads while training a policy (small MLPs train fastest on 1; 0: torch's default)."""
 
 
@@ -71,23 +73,23 @@ class PlanArgs(PlannerConfig):
 
     model: list[str] = field(default_factory=list)
     """Models to compare (repeat): a model file or directory `liv info` reads, or a preset name (random weights)."""
-    tasks: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list, metadata={"choices": tuple(TASKS)})
     """Meta-World tasks to plan in (e.g. reach-v3 drawer-open-v3); `liv sim generate --list-tasks` lists them."""
-    episodes: int = 5
+    episodes: int = field(default=5, metadata={"min": 1})
     """Episodes (layouts) per task and seed."""
-    out: Path = Path("plan_results")
+    out: Path = field(default=Path("plan_results"), metadata={"path": "out_dir"})
     """Output folder: plan.json (every episode's values and states) and plan.md (the table)."""
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"min": 0})
     """Seeds of layouts and planner noise (each combined with --seed); the table shows mean and std over them."""
-    max_steps: int = 100
+    max_steps: int = field(default=100, metadata={"min": 1})
     """Steps per episode (an episode also ends at its first success)."""
     camera: str = "corner"
     """Camera to render from."""
-    size: tuple[int, int] = (64, 64)
+    size: tuple[int, int] = field(default=(64, 64), metadata={"min": 2})
     """Rendered frame height and width in pixels (small is fast; the model resizes to its input)."""
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata={"check": device_problem})
     """Torch device for the model."""
-    threads: int | None = 1
+    threads: int | None = field(default=1, metadata={"min": 0})
     """Torch CPU threads (1 is fastest for small models on a busy CPU; 0: torch's default)."""
 
 

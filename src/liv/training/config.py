@@ -8,9 +8,12 @@ The command line (`liv train --help`) is generated from the field docstrings bel
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from liv.cli_args import check_fields
+from liv.models.devices import device_or_auto_problem
 
 Objective = Literal["liv", "vip", "clip", "vip-i"]
 
@@ -19,7 +22,7 @@ Objective = Literal["liv", "vip", "clip", "vip-i"]
 class TrainConfig:
     """Train or fine-tune a LIV model on text-annotated videos."""
 
-    data: Path
+    data: Path = field(metadata={"path": "exists"})
     """Training data: a frame-folder or video manifest, a LeRobot dataset root, or a video file."""
     out: Path
     """Run directory: checkpoints/, tensorboard/, metrics.jsonl and the final model/ go here."""
@@ -29,81 +32,82 @@ class TrainConfig:
     """Initial weights: a preset name (random init, e.g. clip-tiny, clip-rn50) or any file liv.load reads."""
     objective: Objective = "liv"
     """liv (InfoNCE + VIP), vip (image VIP with -L2, original VIP), clip (InfoNCE only), vip-i (VIP on image goals)."""
-    data_format: str = "auto"
+    data_format: Literal["auto", "frames", "video", "lerobot"] = "auto"
     """Format of --data: auto, frames, video, lerobot."""
     camera: str | None = None
     """Camera key for LeRobot datasets with several cameras."""
     sample_mode: Literal["episode", "segment"] = "episode"
     """episode: o_0 / goal = first / last frame (fine-tuning); segment: random sub-segments (pre-training)."""
-    text_goal_alpha: float = 0.95
+    text_goal_alpha: float = field(default=0.95, metadata={"gt": 0, "max": 1})
     """In segment mode the text-goal frame is drawn from the last (1 - alpha) of the episode."""
-    degenerate_prob: float = 0.0
+    degenerate_prob: float = field(default=0.0, metadata={"min": 0, "max": 1})
     """Probability of a degenerate sample (every frame the goal frame; paper Proposition 1)."""
-    infonce_weight: float = 1.0
+    infonce_weight: float = field(default=1.0, metadata={"min": 0})
     """Weight of InfoNCE between text-goal frames and their texts (objective liv)."""
     infonce_same_text: Literal["negatives", "ignore"] = "negatives"
     """Samples of one batch with identical texts: negatives of each other in InfoNCE (the reference's), or
     ignore: left out of each other's softmax (few distinct instructions, e.g. robot tasks, repeat often)."""
-    vip_image_weight: float = 1.0
+    vip_image_weight: float = field(default=1.0, metadata={"min": 0})
     """Weight of VIP with image goals (objectives liv, vip-i)."""
-    vip_text_weight: float = 0.0
+    vip_text_weight: float = field(default=0.0, metadata={"min": 0})
     """Weight of VIP with text goals, VIP-L (objective liv; pre-training uses 1)."""
-    num_negatives: int = 0
+    num_negatives: int = field(default=0, metadata={"min": 0})
     """Shuffled negative pairs added to each VIP term (pre-training uses 3)."""
-    gamma: float = 0.98
+    gamma: float = field(default=0.98, metadata={"gt": 0, "lt": 1})
     """Discount factor; the value is cosine / (1 - gamma)."""
-    vip_l1: float = 0.0
+    vip_l1: float = field(default=0.0, metadata={"min": 0})
     """L1 penalty on image embeddings (objective vip, as the original VIP)."""
-    vip_l2: float = 0.0
+    vip_l2: float = field(default=0.0, metadata={"min": 0})
     """L2 penalty on image embeddings (objective vip)."""
-    lr: float = 1e-5
+    lr: float = field(default=1e-5, metadata={"gt": 0})
     """Adam learning rate (the peak, with a schedule)."""
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """constant (the reference's), or cosine: decay from lr after the warm-up towards 0 at the end."""
-    warmup_steps: int = 0
+    warmup_steps: int = field(default=0, metadata={"min": 0})
     """Steps of linear warm-up from 0 to lr (either schedule)."""
-    betas: tuple[float, float] = (0.9, 0.98)
+    betas: tuple[float, float] = field(default=(0.9, 0.98), metadata={"min": 0, "lt": 1})
     """Adam betas."""
-    adam_eps: float = 1e-6
+    adam_eps: float = field(default=1e-6, metadata={"gt": 0})
     """Adam epsilon."""
-    weight_decay: float = 1e-3
+    weight_decay: float = field(default=1e-3, metadata={"min": 0})
     """L2 weight decay inside Adam (torch Adam, not AdamW, as the reference)."""
-    batch_size: int = 64
-    """Global batch size (samples per step over all processes)."""
-    steps: int = 10_000
+    batch_size: int = field(default=64, metadata={"min": 2})
+    """Global batch size (samples per step over all processes); at least 2, as InfoNCE and VIP average over
+    the batch."""
+    steps: int = field(default=10_000, metadata={"min": 1})
     """Number of optimiser steps."""
     augment: Literal["rrc", "none"] = "rrc"
     """rrc: one RandomResizedCrop shared by the 5 frames of a sample (the reference's); none: centre crop."""
-    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_scale: tuple[float, float] = field(default=(0.2, 1.0), metadata={"gt": 0, "max": 1})
     """Area range of the random resized crop."""
     batchnorm: Literal["train", "frozen"] = "train"
     """train: batch statistics (the reference); frozen: running statistics, affine parameters still learn."""
     grad_checkpointing: bool = False
     """Recompute activations in the backward pass: bigger batches in the same memory, ~1 more forward of compute."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0})
     """Seed of initialisation and data sampling; the same seed gives the same run."""
-    num_workers: int = 2
+    num_workers: int = field(default=2, metadata={"min": 0})
     """DataLoader worker processes decoding frames (0 decodes in the training process)."""
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"check": device_or_auto_problem})
     """auto (cuda if available), cpu, cuda, cuda:N."""
     bf16: bool = False
     """bf16 autocast on CUDA (fp32 master weights); ignored on CPU, where bf16 is slow."""
     compile: bool = False
     """torch.compile both towers (a one-off compilation at the first steps; see bench/README.md for when
     it pays). Checkpoints are unaffected."""
-    log_every: int = 10
+    log_every: int = field(default=10, metadata={"min": 1})
     """Steps between log lines (metrics.jsonl, TensorBoard, progress bar)."""
-    save_every: int = 1000
+    save_every: int = field(default=1000, metadata={"min": 0})
     """Steps between checkpoints (0: only at the end)."""
-    keep_last: int = 3
+    keep_last: int = field(default=3, metadata={"min": 1})
     """Checkpoints to keep (older ones are deleted after a newer one is safely written)."""
     resume: bool = False
     """Continue from the newest complete checkpoint in --out."""
     check_data: bool = True
     """Check the data (files exist, counts agree, a frame per episode decodes) before the first step."""
-    eval_data: Path | None = None
+    eval_data: Path | None = field(default=None, metadata={"path": "exists"})
     """Held-out episodes to evaluate reward quality on during training (optional)."""
-    eval_every: int = 0
+    eval_every: int = field(default=0, metadata={"min": 0})
     """Steps between evaluations on --eval-data (0: never)."""
     progress: bool = True
     """Show a progress bar."""
@@ -140,20 +144,12 @@ def build_config(given: dict[str, Any]) -> TrainConfig:
 
 
 def validate(c: TrainConfig) -> None:
-    """Raise ValueError with the field name for settings that cannot work."""
+    """Raise ValueError with the field name for settings that cannot work: a value outside the range its
+    field declares (metadata, checked by liv.cli_args.check_fields), or settings that contradict each other."""
+    check_fields(c)
     checks = [
-        (c.batch_size >= 2, "batch_size must be >= 2 (InfoNCE and VIP average over the batch)"),
-        (c.steps >= 1, "steps must be >= 1"),
-        (c.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
-        (c.infonce_same_text in ("negatives", "ignore"), "infonce_same_text must be negatives or ignore"),
-        (0 <= c.warmup_steps < c.steps, "warmup_steps must be >= 0 and < steps"),
-        (0 < c.gamma < 1, "gamma must be in (0, 1)"),
-        (0 < c.text_goal_alpha <= 1, "text_goal_alpha must be in (0, 1]"),
-        (0 <= c.degenerate_prob <= 1, "degenerate_prob must be in [0, 1]"),
-        (0 < c.crop_scale[0] <= c.crop_scale[1] <= 1, "crop_scale must satisfy 0 < low <= high <= 1"),
-        (c.num_negatives >= 0, "num_negatives must be >= 0"),
-        (c.log_every >= 1, "log_every must be >= 1"),
-        (c.save_every >= 0 and c.keep_last >= 1, "save_every must be >= 0 and keep_last >= 1"),
+        (c.warmup_steps < c.steps, "warmup_steps must be < steps"),
+        (c.crop_scale[0] <= c.crop_scale[1], "crop_scale must satisfy low <= high"),
         (c.eval_every == 0 or c.eval_data is not None, "eval_every needs eval_data"),
     ]
     for ok, message in checks:
