@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liv.data.frame_folders import MANIFEST_NAME
+from liv.data.manifests import MANIFEST_NAME
 from liv.data.video_files import _av
 
 _CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx", ".avi": "mpeg4"}

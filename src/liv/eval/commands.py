@@ -138,7 +138,7 @@ def _unique(labels: list[str]) -> list[str]:
 
 def _is_single(path: Path) -> bool:
     """A lone video file or a plain folder of images (no manifest, not LeRobot): one episode, no text."""
-    from liv.data.frame_folders import MANIFEST_NAME
+    from liv.data.manifests import MANIFEST_NAME
     from liv.data.video_files import VIDEO_SUFFIXES
 
     if path.is_file():
