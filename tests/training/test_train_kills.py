@@ -27,9 +27,11 @@ def _start(data, out, *extra):
 
 
 def _writing(run, moment):
-    """The temporary directory of a save in progress, for ``moment`` 'checkpoint' or 'final', or None."""
-    where, pattern = (run / "checkpoints", ".step_*.tmp-*") if moment == "checkpoint" else (run, ".model.tmp-*")
-    return next(iter(where.glob(pattern)), None) if where.is_dir() else None
+    """A temporary of a save in progress, for ``moment`` 'checkpoint' or 'final', or None."""
+    if moment == "checkpoint":
+        return next(iter((run / "checkpoints").glob(".step_*.tmp-*")), None)
+    # the final model's temporary directory, or the temporary files of a model saved in place
+    return next(iter([*run.glob(".model.tmp-*"), *(run / "model").glob(".*.tmp")]), None)
 
 
 def _records(run):
