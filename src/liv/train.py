@@ -230,6 +230,11 @@ def train(config: TrainConfig) -> Path:
                       f"{run.root / DATA_ERRORS}")
             print(f"liv train: done at step {step}; model in {final}")
         return final
+    except TrainingError as e:
+        if run.replacing:  # "--resume" would continue the old run, which is still in place
+            raise TrainingError(f"{e} This --overwrite run stopped before its first checkpoint: the run in "
+                                f"{run.root} is as it was; use --overwrite again to start over.") from None
+        raise
     finally:
         if logs is not None:
             logs.close()

@@ -95,7 +95,10 @@ def test_overwrite_keeps_the_old_run_until_a_stopped_new_run_would_have_replaced
     before = _snapshot(run)
     assert main(["train", "--data", str(data), "--out", str(run), "--steps", "4", "--save-every", "100",
                  "--overwrite", *ARGS, "--lr", "1e30"]) == 3
-    assert "loss is not finite" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "loss is not finite" in err and err.count("\n") == 1
+    assert err.endswith(f"This --overwrite run stopped before its first checkpoint: the run in {run} is as it was; "
+                        "use --overwrite again to start over.\n")
     assert {k: v for k, v in _snapshot(run).items() if not k.startswith(STAGING)} == before
     staged = [json.loads(line)["step"] for line in (run / STAGING / "metrics.jsonl").read_text().splitlines()]
     assert staged == [1]  # the new run's log, kept aside for a look
