@@ -1,6 +1,8 @@
 """The training objective on real batches, and atomic, prunable, safely loaded checkpoints."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,6 +122,34 @@ def test_a_partial_checkpoint_is_ignored_and_cleaned(tmp_path):
     (partial / "model.safetensors").write_bytes(b"half")
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000005"]
     assert remove_partial_checkpoints(tmp_path) == [partial] and not partial.exists()
+
+
+def test_a_checkpoint_deleted_halfway_is_neither_listed_nor_left(tmp_path, monkeypatch):
+    """A kill while pruning (here: deletion stops after one file) leaves a temporary, not a step_* directory
+    that still has its training state but not its weights."""
+    import liv.training.checkpointing as checkpointing
+
+    model = liv.create("clip-tiny", seed=0)
+    opt = _optimizer(model)
+    for step in (1, 2):
+        save_checkpoint(tmp_path, step, model, opt, {}, keep_last=2)
+
+    real = checkpointing.shutil.rmtree
+
+    def killed(path, ignore_errors=False):
+        if not Path(path).exists():  # clearing a temporary before a save: nothing to kill
+            return real(path, ignore_errors=ignore_errors)
+        (Path(path) / "model.safetensors").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpointing.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, 3, model, opt, {}, keep_last=2)
+    monkeypatch.undo()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002", "step_00000003"]
+    left = remove_partial_checkpoints(tmp_path)
+    assert [p.name for p in left] == [f".step_00000001.tmp-{os.getpid()}-old"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000002", "step_00000003"]
 
 
 def test_the_final_model_is_saved_whole_and_a_killed_save_is_cleaned(tmp_path):

@@ -49,8 +49,16 @@ def _fsync_tree(directory: Path) -> None:
     _fsync_dir(directory)
 
 
-def _temporary(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+def _temporary(final: Path, suffix: str = "") -> Path:
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}{suffix}")
+
+
+def _delete(directory: Path) -> None:
+    """Delete ``directory`` under a temporary name: a kill midway leaves a temporary, which
+    :func:`remove_partial_checkpoints` removes, not a half-deleted directory under its own name."""
+    doomed = _temporary(directory, "-old")
+    os.rename(directory, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _write_directory(final: Path, write: Callable[[Path], None]) -> None:
@@ -62,11 +70,14 @@ def _write_directory(final: Path, write: Callable[[Path], None]) -> None:
     write(tmp)
     _fsync_tree(tmp)
     # Not atomic when ``final`` exists (re-saving a step after a resume; the final model): a kill between
-    # the two leaves no ``final``, which the resumed run writes again from the checkpoint it resumes.
-    if final.exists():
-        shutil.rmtree(final)
+    # the two renames leaves no ``final``, which the resumed run writes again from its checkpoint.
+    doomed = _temporary(final, "-old") if final.exists() else None
+    if doomed is not None:
+        os.rename(final, doomed)
     os.rename(tmp, final)
     _fsync_dir(final.parent)  # make the rename itself durable
+    if doomed is not None:
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def save_checkpoint(run_dir: Path, step: int, model: Any, optimizer: torch.optim.Optimizer,
@@ -87,7 +98,7 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, optimizer: torch.optim
 
     _write_directory(final, write)
     for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        _delete(old)
     return final
 
 
