@@ -34,6 +34,12 @@ def _writing(run, moment):
     return next(iter([*run.glob(".model.tmp-*"), *(run / "model").glob(".*.tmp")]), None)
 
 
+def _done(run):
+    """The last step logged (a kill may have cut the last line)."""
+    logged = (run / "metrics.jsonl").read_text() if (run / "metrics.jsonl").is_file() else ""
+    return max((int(m) for m in re.findall(r'^\{"step": (\d+),', logged, re.M)), default=0)
+
+
 def _records(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -43,31 +49,43 @@ def test_a_run_killed_at_random_moments_and_resumed_equals_an_uninterrupted_one(
     rng = np.random.default_rng(0)
     data = write_frame_folders(tmp_path / "data", [(t, rng.integers(0, 256, (7, 32, 40, 3), dtype=np.uint8))
                                                    for t in ("open the drawer", "close the drawer") * 2]).parent
-    whole = _start(data, tmp_path / "whole")
-    assert whole.wait(timeout=600) == 0, whole.stdout.read()
+    began, whole, first_step = time.time(), _start(data, tmp_path / "whole"), None
+    while whole.poll() is None:  # step times vary 10x with the machine's load: measure them
+        if first_step is None and _done(tmp_path / "whole") >= 1:
+            first_step = time.time() - began
+        time.sleep(0.01)
+    assert whole.returncode == 0 and first_step, whole.stdout.read()
+    step_time = float(np.median([4 / r["samples_per_s"] for r in _records(tmp_path / "whole")]))
 
     run, chance = tmp_path / "killed", random.Random(0)
     caught, history = set(), []
-    for moment in ["random", "checkpoint", "random", "random", "checkpoint", "random", "final"]:
+    # Moments: "start" (a random time before the first step: imports, data check, resume), "step" (a
+    # random time in the step after a random one beyond those logged), "checkpoint" and "final" (while a
+    # checkpoint or the final model is being written).
+    for moment in ["start", "checkpoint", "step", "checkpoint", "step", "step", "final"]:
+        target = chance.randint(_done(run) + 1, 7) if moment == "step" and _done(run) < 7 else None
+        if moment == "step" and target is None:
+            continue
         # A save takes tens of milliseconds: on a loaded machine a kill can come after it; then try again
         # (once the run is complete, resuming it saves its last checkpoint and the final model again).
-        for _ in range(1 if moment == "random" else 4):
+        for _ in range(4 if moment in ("checkpoint", "final") else 1):
             proc = _start(data, run, "--resume")
-            deadline = time.time() + (chance.uniform(2.0, 10.0) if moment == "random" else 600)
-            while proc.poll() is None and time.time() < deadline and not (moment != "random"
-                                                                           and _writing(run, moment)):
+            deadline = time.time() + (chance.uniform(0.0, 0.9) * first_step if moment == "start" else 600)
+            while proc.poll() is None and time.time() < deadline:
+                if (moment in ("checkpoint", "final") and _writing(run, moment)) or (target and _done(run) >= target):
+                    break
                 time.sleep(0.001)
+            if moment == "step":
+                time.sleep(chance.uniform(0.0, 0.9) * step_time)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            hit = moment != "random" and _writing(run, moment) is not None  # the kill came mid-write
-            logged = (run / "metrics.jsonl").read_text() if (run / "metrics.jsonl").is_file() else ""
-            done = max((int(m) for m in re.findall(r'^\{"step": (\d+),', logged, re.M)), default=0)
-            history.append((moment, hit, done, [p.name for p in list_checkpoints(run)]))
+            hit = moment in ("checkpoint", "final") and _writing(run, moment) is not None  # killed mid-write
+            history.append((moment, hit, _done(run), [p.name for p in list_checkpoints(run)]))
             if hit:
                 caught.add(moment)
                 break
     assert caught == {"checkpoint", "final"}, (caught, history)
-    assert any(0 < done < 9 for _, _, done, _ in history), history  # some kills came in the middle of training
+    assert any(m == "step" and 0 < done < 9 for m, _, done, _ in history), history  # kills in mid-training
 
     resumed = _start(data, run, "--resume")
     out, _ = resumed.communicate(timeout=600)
