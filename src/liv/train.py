@@ -9,7 +9,6 @@ processes (each draws its share of every global batch; rank 0 logs and saves).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from pathlib import Path
@@ -21,18 +20,17 @@ from torch.utils.data import DataLoader
 from liv.data.episodes import name_some
 from liv.data.sampling import min_length
 from liv.objectives import LIVWeights
+from liv.training.bad_samples import BadSamples
 from liv.training.batches import BatchStream, StreamSpec
-from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
-                                        save_checkpoint)
+from liv.training.checkpointing import list_checkpoints, load_training_state, save_checkpoint, save_final_model
 from liv.training.config import TrainConfig
 from liv.training.distributed import init_distributed, shutdown_distributed
 from liv.training.divergence import NonFiniteWatch, describe_divergence, must_read_back
+from liv.training.errors import TrainingError
+from liv.training.logs import DATA_ERRORS, RunLogs, trim_logs
 from liv.training.objective import Objective
+from liv.training.run_dir import RunDir, check_out
 from liv.training.speed import compile_towers, learning_rate, make_optimizer, prepare_for_training
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (bad data, a diverged loss, ...); the message says why and what was kept."""
 
 
 def _initial_model(config: TrainConfig):
@@ -62,27 +60,35 @@ def _open_data(path: Path, config: TrainConfig, check: bool):
     return dataset
 
 
-def _log(run_dir: Path, record: dict, writer) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    if writer is not None:
-        for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)):
-                writer.add_scalar(f"train/{key}", value, record["step"])
+def _say(message: str) -> None:
+    """Print a line without breaking the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message)
+
+
+def _kept(run: RunDir) -> str:
+    kept = list_checkpoints(run.current)
+    return f"Last good checkpoint: {kept[-1] if kept else 'none'}"
 
 
 def train(config: TrainConfig) -> Path:
     """Run training as configured; returns the directory of the final model (``OUT/model``).
 
-    Raises TrainingError for bad data and for a non-finite loss (the last good checkpoint is kept).
+    Raises TrainingError (the last good checkpoint is kept) for: an --out that is a file, or holds a run
+    while neither --resume nor --overwrite is given; bad data before the first step; more unreadable
+    samples than --max-bad-samples; a non-finite loss.
     """
     # ---------------------------------------------------------------- setup
+    check_out(config.out, config.resume, config.overwrite)  # every process, before any of them writes
     info, device = init_distributed(config.device)
-    run_dir = config.out
+    run = RunDir(config.out)
+    logs = None
     try:
         if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            remove_partial_checkpoints(run_dir)
+            run = RunDir.prepare(config.out, config.overwrite)
+            for note in run.notes:
+                print(f"liv train: {note}")
         # ------------------------------------------------------------ model, optimiser, resume
         model = _initial_model(config).to(device)
         prepare_for_training(model)
@@ -99,10 +105,10 @@ def train(config: TrainConfig) -> Path:
                     p.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(params, config.lr, config.betas, config.adam_eps, config.weight_decay)
-        start_step = 0
-        checkpoints = list_checkpoints(run_dir) if config.resume else []
+        start_step, bad_count = 0, 0
+        checkpoints = list_checkpoints(run.root) if config.resume else []
         if config.resume and not checkpoints and info.is_main:
-            print(f"liv train: no checkpoint in {run_dir}/checkpoints; starting from step 0")
+            print(f"liv train: no checkpoint in {run.root}/checkpoints; starting from step 0")
         if checkpoints:
             import liv
 
@@ -110,9 +116,11 @@ def train(config: TrainConfig) -> Path:
             model.clip.load_state_dict(resumed.clip.state_dict())
             state = load_training_state(checkpoints[-1])
             optimizer.load_state_dict(state["optimizer"])
-            start_step = int(state["step"])
+            start_step, bad_count = int(state["step"]), int(state["bad_samples"])
             if info.is_main:
                 print(f"liv train: resumed from {checkpoints[-1]} at step {start_step}")
+        if config.resume and info.is_main:
+            trim_logs(run.root, start_step)  # the steps after the checkpoint are logged again
         model.config.provenance = {**model.config.provenance, "trained_by": "liv train", "objective": config.objective,
                                    "data": str(config.data)}
         ddp = DistributedDataParallel(model) if info.world_size > 1 else model
@@ -126,7 +134,7 @@ def train(config: TrainConfig) -> Path:
                           context_length=model.config.clip.context_length if objective.uses_text else 0)
         try:
             stream = BatchStream(dataset.episodes, spec, config.seed, config.batch_size, start_step, config.steps,
-                                 info.rank, info.world_size)
+                                 info.rank, info.world_size, max_bad=config.max_bad_samples)
         except ValueError as e:  # no episode long enough to sample, or a batch the processes cannot share
             raise TrainingError(f"{config.data}: {e}") from None
         loader = DataLoader(stream, batch_size=None, num_workers=config.num_workers,
@@ -137,12 +145,11 @@ def train(config: TrainConfig) -> Path:
             eval_dataset = _open_data(config.eval_data, config, check=False)
 
         # ------------------------------------------------------------ logging
-        writer, bar = None, None
+        bar = None
         if info.is_main:
-            from torch.utils.tensorboard import SummaryWriter
             from tqdm import tqdm
 
-            writer = SummaryWriter(str(run_dir / "tensorboard"))
+            logs = RunLogs(run.current)
             bar = tqdm(total=config.steps, initial=start_step, disable=not config.progress, unit="step",
                        dynamic_ncols=True, desc="liv train")
             if stream.skipped:
@@ -152,8 +159,17 @@ def train(config: TrainConfig) -> Path:
             print(f"liv train: {len(stream.episodes)} episodes, "
                   f"{model.num_parameters() / 1e6:.1f}M parameters, objective {config.objective}, "
                   f"{info.world_size} process(es) on {device}")
+        bad = BadSamples(config.max_bad_samples, bad_count, logs.data_errors if logs else None, _say,
+                         lambda: str((logs.directory if logs else run.root) / DATA_ERRORS), info.world_size)
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if config.bf16 and device.type == "cuda"
                     else contextlib.nullcontext())
+
+        def save(step: int) -> None:
+            save_checkpoint(run.current, step, model, optimizer, config.to_dict(), config.keep_last, bad.count)
+            if run.replacing:
+                run.commit()
+                logs.move_to(run.root)
+                _say(f"liv train: this run's first checkpoint is written; it replaced the previous run in {run.root}")
 
         # ------------------------------------------------------------ steps
         _set_train_mode(model, config.batchnorm)
@@ -163,13 +179,19 @@ def train(config: TrainConfig) -> Path:
         for batch in loader:
             if batch["step"] != step:
                 raise TrainingError(f"internal error: batch of step {batch['step']} arrived at step {step}")
+            if "error" in batch:  # a DataError in a loader worker, sent as its message
+                raise TrainingError(f"step {step}: {batch['error']}; training stopped. {_kept(run)}.")
+            read_back = must_read_back(step, config.steps, config.log_every, config.save_every, config.eval_every)
+            stop = bad.add(batch, exchange=read_back)
+            if stop is not None:
+                raise TrainingError(f"{stop} {_kept(run)} (fix or remove the files, or raise --max-bad-samples, "
+                                    f"then --resume).")
             with autocast:
                 loss, metrics = objective(ddp, batch, step)
             watch.update(loss, step)
-            bad_step = watch.first_bad(read=must_read_back(step, config.steps, config.log_every, config.save_every,
-                                                           config.eval_every))
+            bad_step = watch.first_bad(read=read_back)
             if bad_step is not None:
-                raise TrainingError(describe_divergence(run_dir, bad_step, step, metrics) if info.is_main
+                raise TrainingError(describe_divergence(run.current, bad_step, step, metrics) if info.is_main
                                     else f"step {bad_step}: loss diverged")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -183,30 +205,42 @@ def train(config: TrainConfig) -> Path:
                 record = {"step": step, **{k: round(v.item(), 7) for k, v in metrics.items()},
                           "lr": optimizer.param_groups[0]["lr"],
                           "samples_per_s": round(samples_since / max(elapsed, 1e-9), 2)}
-                _log(run_dir, record, writer)
+                logs.metrics(record)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("step", "lr")}, refresh=False)
                 tick, samples_since = time.perf_counter(), 0
             if bar is not None:
                 bar.update(1)
             if info.is_main and config.save_every and step % config.save_every == 0 and step < config.steps:
-                save_checkpoint(run_dir, step, model, optimizer, config.to_dict(), config.keep_last)
+                save(step)
             if eval_dataset is not None and step % config.eval_every == 0:
-                _evaluate(model, eval_dataset, step, run_dir, writer)
+                _evaluate(model, eval_dataset, step, logs)
                 _set_train_mode(model, config.batchnorm)
 
         # ------------------------------------------------------------ final model
         if info.world_size > 1:
             _check_ranks_agree(model, info)
-        final = run_dir / "model"
+        final = run.root / "model"
         if info.is_main:
-            save_checkpoint(run_dir, step, model, optimizer, config.to_dict(), config.keep_last)
-            model.eval().save(final)
+            save(step)
+            save_final_model(run.root, model.eval())
             if bar is not None:
                 bar.close()
-            writer.close()
+            if bad.count:
+                print(f"liv train: {bad.count} unreadable sample(s) left out and replaced; each is logged in "
+                      f"{run.root / DATA_ERRORS}")
             print(f"liv train: done at step {step}; model in {final}")
         return final
+    except TrainingError as e:
+        if run.replacing:  # "--resume" would continue the old run, which is still in place
+            raise TrainingError(f"{e} This --overwrite run stopped before its first checkpoint: the run in "
+                                f"{run.root} is as it was; use --overwrite again to start over.") from None
+        raise
     finally:
+        if logs is not None:
+            logs.close()
+        if run.replacing:  # stopped before its first checkpoint: drop an empty staging directory, keep logs
+            with contextlib.suppress(OSError):
+                run.current.rmdir()
         shutdown_distributed()
 
 
@@ -231,7 +265,7 @@ def _set_train_mode(model, batchnorm: str) -> None:
                 m.eval()
 
 
-def _evaluate(model, dataset, step: int, run_dir: Path, writer) -> None:
+def _evaluate(model, dataset, step: int, logs: RunLogs) -> None:
     """Reward-quality metrics on held-out episodes, logged as eval/* scalars and to eval.jsonl."""
     from liv.eval.metrics import evaluate_dataset
 
@@ -246,8 +280,4 @@ def _evaluate(model, dataset, step: int, run_dir: Path, writer) -> None:
             scalars[prefix] = float(value)
 
     flatten("", result.get("overall", {}))
-    with open(run_dir / "eval.jsonl", "a") as f:
-        f.write(json.dumps({"step": step, **scalars}) + "\n")
-    if writer is not None:
-        for key, value in scalars.items():
-            writer.add_scalar(f"eval/{key}", value, step)
+    logs.evaluation(step, scalars)

@@ -1,5 +1,9 @@
 """The training objective on real batches, and atomic, prunable, safely loaded checkpoints."""
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +14,8 @@ from liv.models.preprocess import normalize
 from liv.objectives import FINETUNE_WEIGHTS, LIVWeights, infonce_loss, liv_loss, vip_loss
 from liv.training.batches import StreamSpec, make_batch
 from liv.training.checkpointing import (list_checkpoints, load_training_state, remove_partial_checkpoints,
-                                        save_checkpoint)
+                                        save_checkpoint, save_final_model)
+from liv.training.logs import trim_logs
 from liv.training.objective import SLOTS, Objective
 
 
@@ -117,6 +122,64 @@ def test_a_partial_checkpoint_is_ignored_and_cleaned(tmp_path):
     (partial / "model.safetensors").write_bytes(b"half")
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000005"]
     assert remove_partial_checkpoints(tmp_path) == [partial] and not partial.exists()
+
+
+def test_a_checkpoint_deleted_halfway_is_neither_listed_nor_left(tmp_path, monkeypatch):
+    """A kill while pruning (here: deletion stops after one file) leaves a temporary, not a step_* directory
+    that still has its training state but not its weights."""
+    import liv.training.checkpointing as checkpointing
+
+    model = liv.create("clip-tiny", seed=0)
+    opt = _optimizer(model)
+    for step in (1, 2):
+        save_checkpoint(tmp_path, step, model, opt, {}, keep_last=2)
+
+    real = checkpointing.shutil.rmtree
+
+    def killed(path, ignore_errors=False):
+        if not Path(path).exists():  # clearing a temporary before a save: nothing to kill
+            return real(path, ignore_errors=ignore_errors)
+        (Path(path) / "model.safetensors").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpointing.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, 3, model, opt, {}, keep_last=2)
+    monkeypatch.undo()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002", "step_00000003"]
+    left = remove_partial_checkpoints(tmp_path)
+    assert [p.name for p in left] == [f".step_00000001.tmp-{os.getpid()}-old"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000002", "step_00000003"]
+
+
+def test_the_final_model_is_saved_whole_and_a_killed_save_is_cleaned(tmp_path):
+    """What a kill during the final save or a log rewrite leaves: temporaries only, which the next start
+    removes; the model directory is replaced whole."""
+    model = liv.create("clip-tiny", seed=0)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "stale.txt").write_text("from another save")
+    assert save_final_model(tmp_path, model) == tmp_path / "model"
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+    assert torch.equal(liv.load(tmp_path / "model").clip.text_projection, model.clip.text_projection)
+    left = [tmp_path / ".model.tmp-4242", tmp_path / ".metrics.jsonl.x1y2.tmp",
+            tmp_path / "model" / ".model.safetensors.abc.tmp"]
+    left[0].mkdir()
+    (left[0] / "model.safetensors").write_bytes(b"half")
+    left[1].write_text('{"step": 1')
+    left[2].write_bytes(b"half")
+    assert sorted(remove_partial_checkpoints(tmp_path)) == sorted(left)
+    assert not any(p.exists() for p in left) and (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_trim_logs_keeps_what_a_resume_does_not_log_again(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("".join(f'{{"step": {s}, "loss": 1}}\n' for s in (1, 2, 3, 4))
+                                            + '{"step": 5, "lo')
+    (tmp_path / "data_errors.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n')
+    trim_logs(tmp_path, 2)
+    assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    # a data error's step is its batch's, counted from 0: batches 0 and 1 made the first 2 steps
+    assert (tmp_path / "data_errors.jsonl").read_text() == '{"step": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data_errors.jsonl", "metrics.jsonl"]
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")

@@ -3,6 +3,11 @@
 Sample ``i`` of global step ``s`` is drawn from a generator seeded by ``(seed, s, i)``, so a batch is a
 pure function of the step: a resumed run sees exactly the data it would have seen, every process of a
 distributed run can draw its own share of the global batch, and no data RNG state needs saving.
+
+A sample whose frames cannot be read (a DataError: corrupt, truncated or missing file, a frame of
+another size) is left out and drawn again from ``(seed, s, i, attempt)``, attempt 1, 2, ...: the
+replacement is as much a function of the step as the sample, so resume stays exact. The batch lists
+the samples it replaced; the training loop logs them and decides when there are too many.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
-from liv.data.episodes import Episode, name_some
+from liv.data.episodes import DataError, Episode, name_some
 from liv.data.sampling import SampleMode, min_length, sample_indices, unique_frames
 from liv.models.preprocess import resize_center_crop
 from liv.models.tokenizer import tokenize
@@ -90,25 +95,52 @@ class StreamSpec:
     off the training loop); 0: texts only."""
 
 
+class UnreadableSamples(DataError):
+    """More samples of one batch could not be read than it may replace; ``records`` lists them all (as
+    ``make_batch``'s ``bad``), the message is the last one's error."""
+
+    def __init__(self, where: str, problem: str, records: list[dict]):
+        super().__init__(where, problem)
+        self.records = records
+
+
+def _bad_record(step: int, sample: int, attempt: int, episode: Episode, frames: list[int], error: DataError) -> dict:
+    return {"step": step, "sample": sample, "attempt": attempt, "episode": episode.source, "file": error.where,
+            "frames": frames, "error": error.problem}
+
+
 def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: int,
-               sample_ids: Sequence[int]) -> dict:
+               sample_ids: Sequence[int], max_bad: int = 0) -> dict:
     """The samples ``sample_ids`` of global step ``step`` -> a batch dict.
 
     Keys: ``pixels`` (F, 3, R, R) float32 in [0, 1], the distinct frames of all samples; ``slots``
     (B, 5) int64 index into ``pixels`` per frame role (-1 for roles not drawn); ``texts`` list of B
     str; ``episode`` (B,) int64; ``frame_index`` (B, 5) int64; ``step`` int; with
-    ``spec.context_length``, ``tokens`` (B, context_length) int64 token ids of the texts.
+    ``spec.context_length``, ``tokens`` (B, context_length) int64 token ids of the texts; ``bad``: one
+    dict per sample left out as unreadable and replaced (keys step, sample, attempt, episode, file,
+    frames, error), up to ``max_bad`` of them.
+
+    Raises UnreadableSamples (a DataError) when more than ``max_bad`` samples cannot be read.
     """
-    pixels, slots, texts, episode_ids, frame_index = [], [], [], [], []
+    pixels, slots, texts, episode_ids, frame_index, bad = [], [], [], [], [], []
     offset = 0
     for i in sample_ids:
-        rng = np.random.default_rng([seed, step, int(i)])
-        e = int(rng.integers(len(episodes)))
-        episode = episodes[e]
-        indices = sample_indices(len(episode), rng, spec.mode, spec.alpha, spec.degenerate_prob)
-        wanted = indices[list(spec.slots)]
-        distinct, inverse = unique_frames(wanted)
-        frames = episode.read(distinct.tolist())
+        attempt = 0
+        while True:
+            rng = np.random.default_rng([seed, step, int(i), attempt] if attempt else [seed, step, int(i)])
+            e = int(rng.integers(len(episodes)))
+            episode = episodes[e]
+            distinct = np.zeros(0, dtype=np.int64)
+            try:
+                indices = sample_indices(len(episode), rng, spec.mode, spec.alpha, spec.degenerate_prob)
+                distinct, inverse = unique_frames(indices[list(spec.slots)])
+                frames = episode.read(distinct.tolist())
+                break
+            except DataError as error:
+                bad.append(_bad_record(step, int(i), attempt, episode, distinct.tolist(), error))
+                if len(bad) > max_bad:
+                    raise UnreadableSamples(error.where, error.problem, bad) from None
+                attempt += 1
         pixels.append(augment_frames(frames, spec.resolution, rng if spec.augment else None, spec.crop_scale,
                                      spec.antialias))
         row = np.full(5, -1, dtype=np.int64)
@@ -120,7 +152,7 @@ def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: i
         frame_index.append(indices)
     batch = {"pixels": torch.cat(pixels), "slots": torch.from_numpy(np.stack(slots)), "texts": texts,
              "episode": torch.tensor(episode_ids), "frame_index": torch.from_numpy(np.stack(frame_index)),
-             "step": step}
+             "step": step, "bad": bad}
     if spec.context_length:
         # A long text warns; the data check, when on, has refused it before training started.
         batch["tokens"] = tokenize(texts, spec.context_length, truncate="warn")
@@ -136,10 +168,15 @@ class BatchStream(IterableDataset):
     Episodes shorter than ``min_length(spec.mode)`` cannot be sampled and are left out: ``episodes`` holds
     the others, ``skipped_sources`` the left-out ones' ``Episode.source``. Raises ValueError when no
     episode is long enough, or when ``global_batch`` is not divisible by ``world_size``.
+
+    A batch may replace up to ``max_bad`` unreadable samples (see :func:`make_batch`). A DataError does
+    not leave the iterator, where a DataLoader worker would turn it into a traceback: the stream yields
+    ``{"step", "bad", "incomplete": True}`` for a batch past ``max_bad``, ``{"step", "error": message}``
+    for any other DataError, and then ends.
     """
 
     def __init__(self, episodes: Sequence[Episode], spec: StreamSpec, seed: int, global_batch: int,
-                 start_step: int, end_step: int, rank: int = 0, world_size: int = 1):
+                 start_step: int, end_step: int, rank: int = 0, world_size: int = 1, max_bad: int = 0):
         if global_batch % world_size:
             raise ValueError(f"batch_size {global_batch} is not divisible by the {world_size} processes")
         needed = min_length(spec.mode)
@@ -154,6 +191,7 @@ class BatchStream(IterableDataset):
         self.spec = spec
         self.seed = seed
         self.start_step, self.end_step = start_step, end_step
+        self.max_bad = max_bad
         per_rank = global_batch // world_size
         self.sample_ids = range(rank * per_rank, (rank + 1) * per_rank)
 
@@ -166,7 +204,15 @@ class BatchStream(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for step in range(self.start_step + worker, self.end_step, workers):
-            yield make_batch(self.episodes, self.spec, self.seed, step, self.sample_ids)
+            try:
+                batch = make_batch(self.episodes, self.spec, self.seed, step, self.sample_ids, self.max_bad)
+            except UnreadableSamples as e:
+                yield {"step": step, "bad": e.records, "incomplete": True}
+                return
+            except DataError as e:
+                yield {"step": step, "error": str(e)}
+                return
+            yield batch
 
     def __len__(self) -> int:
         return max(0, self.end_step - self.start_step)

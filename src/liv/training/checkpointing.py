@@ -1,8 +1,10 @@
 """Training checkpoints: ``RUN/checkpoints/step_00001000/`` holds a liv model (model.safetensors +
-config.json, so ``liv.load`` reads any checkpoint) plus ``training_state.pt`` (optimizer, step).
+config.json, so ``liv.load`` reads any checkpoint) plus ``training_state.pt`` (optimizer, step, and
+the count of bad samples so far).
 
-A checkpoint is written into a temporary directory and renamed into place, so a run killed mid-write
-leaves the previous checkpoint intact and no half-written one that could be mistaken for complete.
+A checkpoint, and the final model ``RUN/model/``, is written into a temporary directory and renamed
+into place, so a run killed mid-write leaves the previous one intact and no half-written one that
+could be mistaken for complete; :func:`remove_partial_checkpoints` deletes what such a kill left.
 The training state is read with ``torch.load(weights_only=True)``: nothing pickled is executed.
 """
 
@@ -12,6 +14,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from liv.checkpoints.errors import CheckpointError
 
 STATE_FILE = "training_state.pt"
 RUN_CONFIG_FILE = "train_config.json"
+MODEL_DIR = "model"
 _PREFIX = "step_"
 _NAME = re.compile(r"step_\d{8}")  # set-aside (".diverged") and temporary directories do not match
 
@@ -45,27 +49,63 @@ def _fsync_tree(directory: Path) -> None:
     _fsync_dir(directory)
 
 
-def save_checkpoint(run_dir: Path, step: int, model: Any, optimizer: torch.optim.Optimizer,
-                    train_config: dict[str, Any], keep_last: int) -> Path:
-    """Write the checkpoint of ``step`` atomically and delete all but the newest ``keep_last``.
+def _temporary(final: Path, suffix: str = "") -> Path:
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}{suffix}")
 
-    ``model`` is a LIVModel (unwrapped); ``train_config`` is the run's config as JSON-able dict.
-    Returns the checkpoint directory.
-    """
-    final = checkpoint_dir(run_dir, step)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+def _delete(directory: Path) -> None:
+    """Delete ``directory`` under a temporary name: a kill midway leaves a temporary, which
+    :func:`remove_partial_checkpoints` removes, not a half-deleted directory under its own name."""
+    doomed = _temporary(directory, "-old")
+    os.rename(directory, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _write_directory(final: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on an empty temporary directory next to ``final``, make it durable, then put it
+    in place of ``final``."""
+    tmp = _temporary(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save(tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / STATE_FILE)
-    (tmp / RUN_CONFIG_FILE).write_text(json.dumps(train_config, indent=2) + "\n")
+    write(tmp)
     _fsync_tree(tmp)
-    if final.exists():  # re-saving a step (e.g. after a resume): replace it
-        shutil.rmtree(final)
+    # Not atomic when ``final`` exists (re-saving a step after a resume; the final model): a kill between
+    # the two renames leaves no ``final``, which the resumed run writes again from its checkpoint.
+    doomed = _temporary(final, "-old") if final.exists() else None
+    if doomed is not None:
+        os.rename(final, doomed)
     os.rename(tmp, final)
     _fsync_dir(final.parent)  # make the rename itself durable
+    if doomed is not None:
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def save_checkpoint(run_dir: Path, step: int, model: Any, optimizer: torch.optim.Optimizer,
+                    train_config: dict[str, Any], keep_last: int, bad_samples: int = 0) -> Path:
+    """Write the checkpoint of ``step`` atomically and delete all but the newest ``keep_last``.
+
+    ``model`` is a LIVModel (unwrapped); ``train_config`` is the run's config as JSON-able dict;
+    ``bad_samples``: how many samples the run has left out as unreadable so far (a resume continues the
+    count). Returns the checkpoint directory.
+    """
+    final = checkpoint_dir(run_dir, step)
+
+    def write(tmp: Path) -> None:
+        model.save(tmp)
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "bad_samples": bad_samples},
+                   tmp / STATE_FILE)
+        (tmp / RUN_CONFIG_FILE).write_text(json.dumps(train_config, indent=2) + "\n")
+
+    _write_directory(final, write)
     for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        _delete(old)
+    return final
+
+
+def save_final_model(run_dir: Path, model: Any) -> Path:
+    """Write ``model`` (a LIVModel) to ``RUN/model`` atomically, replacing any model there; returns the path."""
+    final = run_dir / MODEL_DIR
+    _write_directory(final, model.save)
     return final
 
 
@@ -79,16 +119,29 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def remove_partial_checkpoints(run_dir: Path) -> list[Path]:
-    """Delete temporary directories left by a run killed while saving; returns what was removed."""
+    """Delete the temporary directories and files left by a run killed while saving a checkpoint or the
+    final model; returns what was removed."""
     root = run_dir / "checkpoints"
-    partial = [p for p in root.glob(f".{_PREFIX}*.tmp-*")] if root.is_dir() else []
+    partial = sorted(root.glob(f".{_PREFIX}*.tmp-*")) if root.is_dir() else []
+    partial += sorted(run_dir.glob(f".{MODEL_DIR}.tmp-*"))
+    # liv.checkpoints.native.atomic_write's temporaries: of logs rewritten on resume, and of a model that
+    # earlier versions saved in place.
+    partial += sorted(run_dir.glob(".*.jsonl.*.tmp"))
+    partial += sorted((run_dir / MODEL_DIR).glob(".*.tmp")) if (run_dir / MODEL_DIR).is_dir() else []
     for p in partial:
-        shutil.rmtree(p, ignore_errors=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return partial
 
 
 def load_training_state(checkpoint: Path) -> dict[str, Any]:
-    """``{'optimizer': state_dict, 'step': int}`` of a checkpoint, read without executing pickled code."""
+    """``{'optimizer': state_dict, 'step': int, 'bad_samples': int}`` of a checkpoint, read without executing
+    pickled code (``bad_samples`` is 0 for checkpoints of versions that did not count them).
+
+    Raises CheckpointError naming the file when it is missing, unreadable or not a training state.
+    """
     path = checkpoint / STATE_FILE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -98,4 +151,5 @@ def load_training_state(checkpoint: Path) -> dict[str, Any]:
         raise CheckpointError(path, f"cannot read training state ({str(e).splitlines()[0] if str(e) else e!r})") from None
     if not isinstance(state, dict) or "optimizer" not in state or "step" not in state:
         raise CheckpointError(path, "not a liv training state (expected keys 'optimizer' and 'step')")
+    state.setdefault("bad_samples", 0)
     return state

@@ -25,7 +25,8 @@ class TrainConfig:
     data: Path = field(metadata={"path": "exists"})
     """Training data: a frame-folder or video manifest, a LeRobot dataset root, or a video file."""
     out: Path
-    """Run directory: checkpoints/, tensorboard/, metrics.jsonl and the final model/ go here."""
+    """Run directory: checkpoints/, tensorboard/, metrics.jsonl and the final model/ go here. One that already
+    holds a run needs --resume or --overwrite."""
     preset: Literal["finetune", "pretrain"] = "finetune"
     """Paper settings to start from (Table 3); options given explicitly override them."""
     init: str = "clip-tiny"
@@ -103,6 +104,18 @@ class TrainConfig:
     """Checkpoints to keep (older ones are deleted after a newer one is safely written)."""
     resume: bool = False
     """Continue from the newest complete checkpoint in --out."""
+    overwrite: bool = False
+    """Start a new run in an --out that holds one (without it, or --resume, such an --out is refused). The
+    old run stays untouched until the new one has written its first checkpoint, which then replaces it;
+    until then the new run writes into OUT/.liv-new-run."""
+    max_bad_samples: int = 10_000
+    """Samples whose frames cannot be read (corrupt, truncated or missing file, a frame of another size) are
+    left out, replaced by another draw (the same one on --resume) and logged to OUT/data_errors.jsonl;
+    training stops, keeping its last checkpoint, once more than this many were (0: at the first). The
+    default lets a few bad files through a long run: a bad first or last frame spoils every sample of its
+    episode, about steps x batch / episodes of them (1,500 for the pretrain preset on EPIC-KITCHENS' 67k
+    segments), while data broken wholesale fails about a batch a step and so stops within 10,000 /
+    batch_size steps."""
     check_data: bool = True
     """Check the data (files exist, counts agree, a frame per episode decodes) before the first step."""
     eval_data: Path | None = field(default=None, metadata={"path": "exists"})
@@ -151,6 +164,9 @@ def validate(c: TrainConfig) -> None:
         (c.warmup_steps < c.steps, "warmup_steps must be < steps"),
         (c.crop_scale[0] <= c.crop_scale[1], "crop_scale must satisfy low <= high"),
         (c.eval_every == 0 or c.eval_data is not None, "eval_every needs eval_data"),
+        (not (c.resume and c.overwrite), "resume and overwrite exclude each other: --resume continues the run "
+                                         "in --out, --overwrite starts a new one"),
+        (c.max_bad_samples >= 0, "max_bad_samples must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:
