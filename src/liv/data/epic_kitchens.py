@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from liv.data.episodes import DataError
-from liv.data.manifests import header_row, not_utf8
+from liv.data.manifests import csv_rows, header_row
 
 FRAME_PATTERN = "frame_{:010d}.jpg"
 """File name of frame number n (1-based) in an EPIC-KITCHENS rgb_frames folder."""
@@ -64,28 +64,20 @@ class ConversionReport:
 
 def _read_annotations(path: Path) -> list[tuple[int, dict[str, str]]]:
     """(1-based data row number, row) for each record of the annotations CSV; checks the header."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = header_row(reader, path)
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise DataError(str(path), f"missing column(s) {', '.join(missing)}; is this an EPIC-KITCHENS-100 "
-                                           f"annotations file? The header has {', '.join(header)}")
-            rows = []
-            for values in reader:
-                if not values:
-                    continue
-                n = len(rows) + 1
-                if len(values) != len(header):
-                    raise DataError(f"{path} row {n}", f"has {len(values)} fields but the header has {len(header)}")
-                rows.append((n, dict(zip(header, values))))
-    except FileNotFoundError:
-        raise DataError(str(path), "annotations file not found") from None
-    except UnicodeDecodeError:
-        raise not_utf8(path) from None
-    except csv.Error as e:
-        raise DataError(str(path), f"not a readable CSV file ({e})") from None
+    with csv_rows(path, "annotations file") as reader:
+        header = header_row(reader, path)
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise DataError(str(path), f"missing column(s) {', '.join(missing)}; is this an EPIC-KITCHENS-100 "
+                                       f"annotations file? The header has {', '.join(header)}")
+        rows = []
+        for values in reader:
+            if not values:
+                continue
+            n = len(rows) + 1
+            if len(values) != len(header):
+                raise DataError(f"{path} row {n}", f"has {len(values)} fields but the header has {len(header)}")
+            rows.append((n, dict(zip(header, values))))
     return rows
 
 

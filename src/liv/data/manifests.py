@@ -11,7 +11,8 @@ import codecs
 import csv
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from liv.data.episodes import DataError
@@ -42,26 +43,18 @@ def read_manifest(path: Path, required: Sequence[str]) -> tuple[list[str], list[
     for text that is not UTF-8. A row with the wrong number of fields is returned as a message, so
     that :func:`collect_rows` can report it with its number.
     """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            columns = header_row(reader, path)
-            missing = [c for c in required if c not in columns]
-            if missing:
-                raise DataError(str(path), f"missing required column(s) {', '.join(missing)}; the header has "
-                                           f"{', '.join(repr(c) for c in columns)} (needs {', '.join(required)})")
-            rows: list[tuple[int, Row]] = []
-            for values in reader:
-                if values:
-                    row = (dict(zip(columns, values)) if len(values) == len(columns) else
-                           f"has {len(values)} fields but the header has {len(columns)}")
-                    rows.append((len(rows) + 1, row))
-    except UnicodeDecodeError:
-        raise not_utf8(path) from None
-    except csv.Error as e:
-        raise DataError(str(path), f"malformed CSV ({e})") from None
-    except OSError as e:
-        raise DataError(str(path), f"cannot read the manifest ({e.strerror or e})") from None
+    with csv_rows(path, "manifest") as reader:
+        columns = header_row(reader, path)
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise DataError(str(path), f"missing required column(s) {', '.join(missing)}; the header has "
+                                       f"{', '.join(repr(c) for c in columns)} (needs {', '.join(required)})")
+        rows: list[tuple[int, Row]] = []
+        for values in reader:
+            if values:
+                row = (dict(zip(columns, values)) if len(values) == len(columns) else
+                       f"has {len(values)} fields but the header has {len(columns)}")
+                rows.append((len(rows) + 1, row))
     return columns, rows
 
 
@@ -71,15 +64,26 @@ def read_header(path: Path) -> list[str]:
     Raises DataError naming the file when it is empty (0 bytes, or only blank lines) or cannot be
     read, and naming the line when it is not UTF-8 text (:func:`not_utf8`).
     """
+    with csv_rows(path, "file") as reader:
+        return header_row(reader, path)
+
+
+@contextmanager
+def csv_rows(path: Path, what: str) -> Iterator[Iterator[list[str]]]:
+    """``with csv_rows(path, "manifest") as reader``: a csv.reader over the UTF-8 file ``path`` (a BOM
+    allowed). Inside the block, text that is not UTF-8, malformed CSV and an unreadable file become one
+    DataError naming the file (and, for UTF-8, the row and line: :func:`not_utf8`)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            return header_row(csv.reader(f), path)
+            yield csv.reader(f)
     except UnicodeDecodeError:
         raise not_utf8(path) from None
     except csv.Error as e:
         raise DataError(str(path), f"malformed CSV ({e})") from None
+    except FileNotFoundError:
+        raise DataError(str(path), f"{what} not found") from None
     except OSError as e:
-        raise DataError(str(path), f"cannot read the file ({e.strerror or e})") from None
+        raise DataError(str(path), f"cannot read the {what} ({e.strerror or e})") from None
 
 
 def header_row(reader: Iterable[list[str]], path: Path) -> list[str]:
