@@ -288,13 +288,12 @@ def _run_command(ns: argparse.Namespace, prefix: str) -> int:
 
 def _error_message(e: Exception, ns: argparse.Namespace) -> tuple[str, int]:
     """(what to tell the user, exit status) for an exception out of a command."""
-    from liv.checkpoints.errors import CheckpointError
     from liv.models.tokenizer import TextTruncatedWarning
 
     # A TextTruncatedWarning arrives as an exception where a filter turns it into an error
     # (warnings.simplefilter("error", liv.TextTruncatedWarning) in a program that calls main()).
     # DataError is a ValueError.
-    if isinstance(e, (CheckpointError, ValueError, TextTruncatedWarning)):
+    if isinstance(e, (ValueError, TextTruncatedWarning)):  # CheckpointError is a ValueError too
         return str(e), 2
     if isinstance(e, ModuleNotFoundError) and e.name and not e.name.startswith("liv"):  # liv's own: a bug
         return f"this needs the Python package {e.name.split('.')[0]!r}, which is not installed ({e})", 2

@@ -160,9 +160,7 @@ def path_problem(path: Path, kind: str) -> str | None:
     process can write in: otherwise the command would fail only when it writes, after its work.
     """
     try:
-        if kind == "exists" and not path.exists():
-            return f"{path} does not exist"
-        if kind in ("file", "dir") and not path.exists():
+        if kind in ("exists", "file", "dir") and not path.exists():
             return f"{path} does not exist"
         if kind == "file" and path.is_dir():
             return f"{path} is a folder, not a file"

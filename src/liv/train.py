@@ -167,6 +167,7 @@ def train(config: TrainConfig) -> Path:
         def save(step: int) -> None:
             save_checkpoint(run.current, step, model, optimizer, config.to_dict(), config.keep_last, bad.count)
             if run.replacing:
+                logs.close()  # TensorBoard's open file must not move under its writer
                 run.commit()
                 logs.move_to(run.root)
                 _say(f"liv train: this run's first checkpoint is written; it replaced the previous run in {run.root}")

@@ -273,3 +273,13 @@ def test_cli_reward_goal_image_reads_16_bit_as_8_bit(tmp_path, tiny, capsys):
         assert main(args + (["--out", str(tmp_path / "o")] if len(data) == 1 else [])) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{tmp_path / 'deep.tif'}: image mode 'I'" in err and "Traceback" not in err
+
+
+def test_a_folder_of_16_bit_tiffs_opens_as_an_episode(tmp_path):
+    from liv.data import open_dataset
+
+    for i in range(3):  # a mono camera's export: one LZW-compressed 16-bit TIFF per frame
+        Image.fromarray(np.full((8, 8), (10 + 20 * i) * 257, np.uint16)).save(tmp_path / f"{i}.tif",
+                                                                              compression="tiff_lzw")
+    [episode] = open_dataset(tmp_path, text="t")
+    assert episode.all_frames()[:, 0, 0, 0].tolist() == [10, 30, 50]

@@ -24,7 +24,7 @@ from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
 from liv.data.images import read_image
 from liv.data.manifests import MANIFEST_NAME, collect_rows, manifest_path, parse_int, read_manifest
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 """File endings treated as frames when a folder of images is read without a manifest."""
 _DEFAULT_SUFFIXES = (".png", ".jpg")
 _MAX_LISTED = 10  # how many file names a problem message spells out before summarising

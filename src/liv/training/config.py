@@ -108,7 +108,7 @@ class TrainConfig:
     """Start a new run in an --out that holds one (without it, or --resume, such an --out is refused). The
     old run stays untouched until the new one has written its first checkpoint, which then replaces it;
     until then the new run writes into OUT/.liv-new-run."""
-    max_bad_samples: int = 10_000
+    max_bad_samples: int = field(default=10_000, metadata={"min": 0})
     """Samples whose frames cannot be read (corrupt, truncated or missing file, a frame of another size) are
     left out, replaced by another draw (the same one on --resume) and logged to OUT/data_errors.jsonl;
     training stops, keeping its last checkpoint, once more than this many were (0: at the first). The
@@ -166,7 +166,6 @@ def validate(c: TrainConfig) -> None:
         (c.eval_every == 0 or c.eval_data is not None, "eval_every needs eval_data"),
         (not (c.resume and c.overwrite), "resume and overwrite exclude each other: --resume continues the run "
                                          "in --out, --overwrite starts a new one"),
-        (c.max_bad_samples >= 0, "max_bad_samples must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

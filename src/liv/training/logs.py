@@ -10,6 +10,7 @@ from typing import Any
 from liv.checkpoints.native import atomic_write
 
 METRICS, EVAL, DATA_ERRORS = "metrics.jsonl", "eval.jsonl", "data_errors.jsonl"
+TENSORBOARD = "tensorboard"
 
 
 class RunLogs:
@@ -26,7 +27,7 @@ class RunLogs:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.directory / "tensorboard"))
+            self._writer = SummaryWriter(str(self.directory / TENSORBOARD))
         return self._writer
 
     def _append(self, name: str, records: list[dict[str, Any]]) -> None:

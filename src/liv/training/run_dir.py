@@ -24,10 +24,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liv.training.checkpointing import _fsync_dir, list_checkpoints, remove_partial_checkpoints
+from liv.training.checkpointing import MODEL_DIR, _fsync_dir, list_checkpoints, remove_partial_checkpoints
 from liv.training.errors import TrainingError
+from liv.training.logs import DATA_ERRORS, EVAL, METRICS, TENSORBOARD
 
-RUN_ENTRIES = ("checkpoints", "model", "metrics.jsonl", "eval.jsonl", "data_errors.jsonl", "tensorboard")
+RUN_ENTRIES = ("checkpoints", MODEL_DIR, METRICS, EVAL, DATA_ERRORS, TENSORBOARD)
 """What a run writes into its directory."""
 STAGING = ".liv-new-run"
 REPLACED = ".liv-replaced"
