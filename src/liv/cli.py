@@ -61,11 +61,14 @@ class EmbedArgs:
 
 def run_info(args: InfoArgs) -> int:
     import liv
+    from liv.checkpoints.formats import describe_format
 
     model = liv.load(args.model)
     c = model.config
     info: dict[str, Any] = {
         "path": str(args.model),
+        "format": model.source_format,
+        "format_description": describe_format(model.source_format),
         "preset": c.preset,
         "parameters": model.num_parameters(),
         "embed_dim": model.embed_dim,
@@ -78,6 +81,7 @@ def run_info(args: InfoArgs) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(f"{args.model}")
+        print(f"  format        {info['format_description']} ({model.source_format})")
         print(f"  architecture  ResNet CLIP{' (preset ' + c.preset + ')' if c.preset else ''}, "
               f"{info['parameters'] / 1e6:.1f}M parameters")
         print(f"  embeddings    {model.embed_dim}-d; images {model.image_resolution}x{model.image_resolution} px, "
@@ -194,18 +198,24 @@ COMMANDS: dict[str, Command] = {
 """Commands by name; a space in a name makes a group (``data check`` is ``liv data check``)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every `liv` command, generated from the commands' dataclasses."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the `liv` command line, generated from the commands' dataclasses.
+
+    Every command is there, but only the command that ``argv`` names gets its options (all of them when
+    ``argv`` is None), and one-line descriptions are read only when a list of commands may be shown
+    (``liv --help``): `liv COMMAND --help` imports that command's options module alone.
+    """
     from liv import __version__
 
+    named = _named_command(argv) if argv is not None else None
     parser = ArgumentParser(prog="liv", description="LIV: language-image value learning for robots.")
     parser.add_argument("--version", action="version", version=f"liv {__version__}")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, command in COMMANDS.items():
-        cls = command.args()
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        cls = command.args() if named in (None, name) else None
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls is not None else None
         group, _, leaf = name.rpartition(" ")
         target = sub
         if group:
@@ -213,12 +223,27 @@ def build_parser() -> argparse.ArgumentParser:
                 group_parser = sub.add_parser(group, help=f"{group} commands", description=f"liv {group} commands")
                 groups[group] = group_parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
             target = groups[group]
-        command_parser = target.add_parser(leaf, help=doc, description=doc)
+        # help=None (another command was named): argparse lists no line for it, which no one sees
+        command_parser = target.add_parser(leaf, **({"help": doc, "description": doc} if doc is not None else {}))
         command_parser.set_defaults(_command=name)
+        if cls is None:
+            continue
         # also after the command name; SUPPRESS: absent here, it does not undo a --debug given before it
         command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
         add_dataclass_arguments(command_parser, cls, only_given=command.presets)
     return parser
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The key of :data:`COMMANDS` that ``argv`` names (``data check`` for ``--debug data check X``), or None.
+
+    The command is the first one or two words that are not options: the top-level options take no value.
+    """
+    words = [a for a in argv if not a.startswith("-")][:2]
+    for name in (" ".join(words[:1]), " ".join(words)):
+        if name in COMMANDS:
+            return name
+    return None
 
 
 def _one_line_warnings(prefix: str) -> Callable[..., None]:
@@ -257,8 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import traceback
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        ns = build_parser().parse_args(argv)
+        ns = build_parser(argv).parse_args(argv)
     except UsageError as e:
         print(_one_line(str(e)), file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from liv.envs.metaworld_env import TASKS
+from liv.envs.metaworld_tasks import TASKS
 from liv.models.presets import PRESETS
 
 QUALITY_BAR = {"text_voc_median": 0.8, "retrieval_accuracy": 0.9, "image_voc_median": 0.9}

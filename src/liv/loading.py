@@ -9,9 +9,9 @@ import torch
 
 from liv.checkpoints.errors import CheckpointError
 from liv.checkpoints.config_check import describe_mismatch
-from liv.checkpoints.native import is_native, read_native
+from liv.checkpoints.native import FORMAT_NAME, is_native, read_native
 from liv.model import LIVModel, ModelConfig
-from liv.models.clip import CLIPConfig, infer_clip_config
+from liv.models.clip_config import CLIPConfig, infer_clip_config
 from liv.models.clip_shapes import clip_tensor_shapes
 from liv.models.presets import PRESETS, get_preset
 
@@ -56,7 +56,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
     :mod:`liv.checkpoints.wrappers`). For foreign files the architecture is inferred from tensor shapes. ``antialias`` overrides the stored preprocessing
     (imported reference files default to the reference's resize without antialiasing).
 
-    Returns the model in eval mode on ``device``. Raises CheckpointError, one line naming the file and
+    Returns the model in eval mode on ``device``, its ``source_format`` naming the format read (see
+    :mod:`liv.checkpoints.formats`). Raises CheckpointError, one line naming the file and
     the reason (missing, corrupt or unsafe file; a ``config.json`` field of the wrong type, out of range,
     unknown, or contradicted by the weights' shapes, named; no CLIP weights, or several; weights that do
     not fit). Weights are checked against the architecture before the model is built, so a file
@@ -67,6 +68,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
         raise CheckpointError(path, "no such file or directory")
     if is_native(path):
         state_dict, config = read_native(path)
+        source_format = FORMAT_NAME
     else:
         if path.is_dir():
             raise CheckpointError(path, "directory has no config.json: not a liv model directory")
@@ -84,6 +86,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
         config = ModelConfig(clip=clip_config, preset=_preset_name(clip_config), antialias=False,
                              provenance=provenance)
         state_dict = foreign.state_dict
+        source_format = foreign.format
     if antialias is not None:
         config.antialias = antialias
-    return _build(config, state_dict, path).to(device).eval()
+    model = _build(config, state_dict, path)
+    model.source_format = source_format
+    return model.to(device).eval()

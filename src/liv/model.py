@@ -45,6 +45,9 @@ class LIVModel(nn.Module):
         super().__init__()
         self.config = config
         self.clip = CLIP(config.clip)
+        self.source_format: str | None = None
+        """Format of the file :func:`liv.load` read the model from (``liv-model``, ``liv-release``, ...: see
+        ``liv.checkpoints.formats``); None for a model made in this process. Not saved."""
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -164,8 +167,18 @@ class LIVModel(nn.Module):
 
         ``frames`` as in :meth:`encode_images`; ``goal`` and ``strict_text`` as in :meth:`encode_goal`.
         This is the LIV value up to the factor 1 / (1 - gamma); its increments are the potential-based
-        reward.
+        reward. Several goals (a list, or a (G, D) / (G, H, W, 3) array) raise TypeError pointing to
+        :meth:`values`, which scores them all with the frames embedded once.
         """
+        if isinstance(goal, (list, tuple)):
+            several = f"a {type(goal).__name__} of {len(goal)} goal{'' if len(goal) == 1 else 's'}"
+        elif isinstance(goal, (np.ndarray, torch.Tensor)) and goal.ndim in (2, 4):  # (G, D) or (G, H, W, 3)
+            several = f"{len(goal)} goals in an array of shape {tuple(goal.shape)}"
+        else:
+            several = ""
+        if several:
+            raise TypeError(f"similarity takes one goal (a text, an (H, W, 3) image or a (D,) embedding), got "
+                            f"{several}; for several goals use model.values(frames, goals) -> (N, G)")
         goal_emb = self.encode_goal(goal, strict_text=strict_text)
         frame_emb = self.encode_images(frames, batch_size=batch_size)
         return torch.nn.functional.cosine_similarity(frame_emb, goal_emb.unsqueeze(0), dim=-1)

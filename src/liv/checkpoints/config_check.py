@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from liv.checkpoints.errors import CheckpointError
-from liv.models.clip import CLIPConfig
+from liv.models.clip_config import CLIPConfig
 from liv.models.clip_shapes import clip_tensor_shapes
 
 if TYPE_CHECKING:

@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, name_some
+
+if TYPE_CHECKING:  # numpy is imported where used, so that `liv data check --help` starts fast
+    import numpy as np
 
 Severity = Literal["error", "warning"]
 _CHUNK = 64  # frames per read when decoding whole episodes of sources without validate()
@@ -122,6 +123,8 @@ def check_dataset(dataset: EpisodeDataset, decode_frames: int = 3, full: bool = 
     ``seed``; frames 0 and last even when ``decode_frames`` is 1) — or of every frame when ``full``.
     ``row_errors`` are manifest rows a reader skipped (see ``open_dataset(errors=...)``).
     """
+    import numpy as np
+
     from liv.models.tokenizer import count_tokens
 
     report = CheckReport(root=dataset.root, format=dataset.format, episodes=len(dataset), full=full,
@@ -236,6 +239,8 @@ def _decode(episode: Episode, indices: list[int], report: CheckReport, quiet: bo
 
 
 def _size(frames: np.ndarray, episode: Episode, report: CheckReport) -> str | None:
+    import numpy as np
+
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         report.problems.append(Problem(episode.source, f"{episode.frames.describe()}: the reader returned "
                                                        f"{frames.shape} {frames.dtype}, not (K, H, W, 3) uint8"))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where arrays are made: command options import DataError from here
+    import numpy as np
 
 
 class DataError(ValueError):
@@ -125,6 +126,8 @@ class ArrayFrames:
     """Frames held in memory: a (T, H, W, 3) uint8 array (tests, generated data, live rollouts)."""
 
     def __init__(self, frames: np.ndarray, name: str = "<array>"):
+        import numpy as np
+
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise DataError(name, f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
         self._frames = frames
@@ -134,6 +137,8 @@ class ArrayFrames:
         return self._frames.shape[0]
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
+        import numpy as np
+
         idx = np.asarray(list(indices), dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             raise DataError(self._name, f"frame index out of range [0, {len(self)}): {idx.tolist()}")

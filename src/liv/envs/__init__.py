@@ -1,19 +1,19 @@
-"""Environments: Gymnasium reward wrappers (and, later, simulation factories).
+"""Environments: Gymnasium reward wrappers and the Meta-World simulation suite.
 
 ``LIVReward`` and ``LIVRewardVector`` need gymnasium, an optional dependency; they are imported on first
-access, so ``import liv.envs`` works without it and the error names the missing package.
+access, so ``import liv.envs`` works without it and the error names the missing package. Submodules are
+imported on first use too (see :mod:`liv._lazy`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from liv._lazy import lazy_attributes
 
 __all__ = ["LIVReward", "LIVRewardVector"]
 
+__getattr__, __dir__ = lazy_attributes(__name__, dict.fromkeys(__all__, "gym_wrapper"))
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from liv.envs import gym_wrapper
-
-        return getattr(gym_wrapper, name)
-    raise AttributeError(f"module 'liv.envs' has no attribute {name!r}")
+if TYPE_CHECKING:
+    from liv.envs.gym_wrapper import LIVReward, LIVRewardVector

@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 
 from liv.data.episodes import DataError
-from liv.envs.metaworld_env import ACTION_NAMES, DEFAULT_SIZE, PAIRED_TASKS, STATE_NAMES, TASKS, make_env
+from liv.envs.metaworld_env import ACTION_NAMES, DEFAULT_SIZE, STATE_NAMES, TASKS, make_env
+from liv.envs.metaworld_tasks import DEFAULT_TASKS  # re-exported
 
-DEFAULT_TASKS = PAIRED_TASKS + ("button-press-topdown-v3", "reach-v3")
-"""The default task set: the four opposite pairs plus two single tasks."""
 MAX_ATTEMPTS = 5
 """Layouts tried per episode before keeping an expert episode that failed (or a failure that succeeded)."""
 _FORMAT = 1  # bump when a staged episode's contents change meaning, so old staging is not reused

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_SIZE = (128, 128)
-"""(height, width) in pixels of rendered frames unless chosen otherwise."""
+# re-exported: the task table lives apart, importable without numpy (command-line options list it)
+from liv.envs.metaworld_tasks import DEFAULT_SIZE, PAIRED_TASKS, TASKS, TaskSpec  # noqa: F401
+
 FLIPPED_CAMERAS = ("corner", "corner2", "corner3", "corner4")
 """Meta-World's cameras whose images come out of MuJoCo rotated by 180 degrees (turned upright here)."""
 VIRTUAL_CAMERAS: dict[str, dict[str, Any]] = {
@@ -37,54 +38,6 @@ STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper_opening")
 ACTION_NAMES = ("dx", "dy", "dz", "grip")
 """Names of the 4 action values, each in [-1, 1]: hand motion (x 1 cm per step), grip effort (+1 closes)."""
 
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A Meta-World v3 task with its language annotation.
-
-    ``success_rate``: the scripted expert's measured success rate (fraction of 20 seeded layouts,
-    seeds 0..19, solved within 500 steps); ``opposite``: the task undoing this one in the same scene.
-    """
-
-    name: str
-    text: str
-    success_rate: float
-    opposite: str | None = None
-
-
-# Success rates measured with metaworld 3.1.1 / mujoco 3.3.0: make_env(task, seed) for seeds 0..19, the
-# expert's clipped actions, up to 500 steps. Only tasks at >= 80% are listed; the comment after each is
-# min/median/max steps to the first success. Also measured (10 seeds) and left out only to keep the set
-# small: button-press, coffee-push, coffee-pull, dial-turn, lever-pull, basketball, peg-unplug-side,
-# push-back (100%; push-back needed up to 479 steps), sweep-into (90%).
-# faucet-open-v3 turns the handle counterclockwise seen from above (measured: +81 degrees about world z,
-# the handle's end swinging from pointing at the robot to the robot's right; Meta-World's paper says
-# "rotate the faucet counter-clockwise"), a left turn; faucet-close-v3 turns it clockwise (-73 degrees).
-TASKS: dict[str, TaskSpec] = {t.name: t for t in (
-    TaskSpec("drawer-open-v3", "open the drawer", 1.00, "drawer-close-v3"),  # 86/88/92
-    TaskSpec("drawer-close-v3", "close the drawer", 1.00, "drawer-open-v3"),  # 78/78/79
-    TaskSpec("faucet-open-v3", "turn the faucet left", 1.00, "faucet-close-v3"),  # 56/60/64
-    TaskSpec("faucet-close-v3", "turn the faucet right", 1.00, "faucet-open-v3"),  # 62/64/68
-    TaskSpec("door-open-v3", "open the door", 0.90, "door-close-v3"),  # 71/80/118
-    TaskSpec("door-close-v3", "close the door", 1.00, "door-open-v3"),  # 52/65/77
-    TaskSpec("window-open-v3", "slide the window open", 1.00, "window-close-v3"),  # 77/86/95
-    TaskSpec("window-close-v3", "slide the window closed", 1.00, "window-open-v3"),  # 76/79/88
-    TaskSpec("door-lock-v3", "lock the door", 1.00, "door-unlock-v3"),  # 56/66/127
-    TaskSpec("door-unlock-v3", "unlock the door", 1.00, "door-lock-v3"),  # 41/43/79
-    TaskSpec("handle-press-v3", "press the handle down", 1.00, "handle-pull-v3"),  # 15/33/48
-    TaskSpec("handle-pull-v3", "pull the handle up", 1.00, "handle-press-v3"),  # 90/104/125
-    TaskSpec("plate-slide-v3", "slide the plate into the net", 1.00, "plate-slide-back-v3"),  # 48/51/54
-    TaskSpec("plate-slide-back-v3", "slide the plate out of the net", 1.00, "plate-slide-v3"),  # 42/76/85
-    TaskSpec("button-press-topdown-v3", "press the button", 1.00),  # 58/64/75
-    TaskSpec("coffee-button-v3", "press the button on the coffee machine", 1.00),  # 27/36/44
-    TaskSpec("reach-v3", "reach the red target", 1.00),  # 36/47/65
-    TaskSpec("push-v3", "push the puck to the green target", 1.00),  # 49/61/73
-    TaskSpec("pick-place-v3", "pick up the puck and place it at the blue target", 1.00),  # 46/52/62
-)}
-
-PAIRED_TASKS = ("drawer-open-v3", "drawer-close-v3", "faucet-open-v3", "faucet-close-v3", "door-open-v3",
-                "door-close-v3", "window-open-v3", "window-close-v3")
-"""The four same-scene opposite pairs (open/close drawer, faucet, door, window)."""
 
 _GL_NOTE = ""  # why rendering may fail: set when mujoco was imported before MUJOCO_GL could be chosen
 _SIM_HINT = "pip install 'liv[sim]' (metaworld==3.1.1, mujoco==3.3.0, gymnasium)"

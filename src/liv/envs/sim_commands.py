@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liv.envs.metaworld_data import DEFAULT_TASKS
-from liv.envs.metaworld_env import DEFAULT_SIZE, TASKS
+from liv.envs.metaworld_tasks import DEFAULT_SIZE, DEFAULT_TASKS, TASKS
 
 
 @dataclass

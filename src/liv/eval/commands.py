@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from liv.cli_args import check_fields, check_path
 from liv.data.episodes import DataError
-from liv.data.images import read_image
 from liv.models.devices import device_problem
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy, torch, PIL: imported where used, so that `liv reward --help` starts fast
+    import numpy as np
+
     from liv.data.episodes import Episode, EpisodeDataset
     from liv.model import LIVModel
 
@@ -163,6 +162,8 @@ def _fps(episode: Episode, given: float | None) -> float:
 def _frame_times(episode: Episode, fps: float, given: bool) -> np.ndarray:
     """(T,) seconds of each frame from the first: the file's own timestamps (a variable frame rate shows),
     else frame / fps; ``given`` (--fps) always counts frames at that rate."""
+    import numpy as np
+
     times = getattr(episode.frames, "times", None)
     if not given and callable(times):
         try:
@@ -213,6 +214,7 @@ def run_reward(args: RewardArgs) -> int:
     loaded), DataError naming the file and row for bad data (an episode without text and no --goal).
     """
     import liv
+    from liv.data.images import read_image
     from liv.eval.report import plot_reward_curves, write_reward_animation
     from liv.reward import embed_goals, scores_from_embeddings
 
@@ -289,6 +291,7 @@ def _reward_dataset(args: RewardArgs) -> int:
     from tqdm.auto import tqdm
 
     import liv
+    from liv.data.images import read_image
     from liv.reward import scores_from_embeddings
 
     assert args.data is not None

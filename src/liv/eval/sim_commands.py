@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from liv.envs.metaworld_env import TASKS  # task names only: mujoco is imported when an environment is made
-from liv.eval.planning import PlannerConfig  # PlanArgs extends it (liv imports torch already)
+from liv.envs.metaworld_tasks import TASKS
+from liv.eval.planner_config import PlannerConfig  # PlanArgs extends it
 from liv.models.devices import device_problem
 
 if TYPE_CHECKING:

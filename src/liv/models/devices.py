@@ -3,12 +3,17 @@ without making the host wait."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported in the functions: option dataclasses name these checks without loading torch
+    import torch
 
 
 def device_problem(name: str) -> str | None:
     """Why torch cannot use device ``name`` in this process (None if it can): not a device name, or CUDA
     or MPS unavailable, or a CUDA index beyond the devices present. Other backends are not checked."""
+    import torch
+
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
@@ -36,6 +41,8 @@ def to_device(x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     its copy is done). An asynchronous copy from ordinary memory may wait for the device, and on
     other backends (MPS) it has given wrong values, so every other copy is a plain one.
     """
+    import torch
+
     device = torch.device(device)
     if x.device == device:
         return x

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from liv.models.clip import CLIPConfig
+from liv.models.clip_config import CLIPConfig
 
 
 @dataclass(frozen=True)
