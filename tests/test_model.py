@@ -71,6 +71,17 @@ def test_bad_goals_are_refused(model, frames):
         model.similarity(frames, 42)
 
 
+def test_similarity_with_several_goals_points_to_values(model, frames):
+    goals = ["open the drawer", "close the drawer"]
+    for several in (goals, tuple(goals), model.encode_texts(goals), np.stack([frames[0], frames[-1]])):
+        with pytest.raises(TypeError, match=r"several goals use model\.values\(frames, goals\) -> \(N, G\)"):
+            model.similarity(frames, several)
+    with pytest.raises(TypeError, match="got a list of 2 goals"):
+        model.similarity(frames, goals)
+    # what the message recommends gives each goal's similarity as a column
+    assert torch.allclose(model.values(frames, goals)[:, 1], model.similarity(frames, goals[1]), atol=1e-6)
+
+
 def test_empty_inputs_give_empty_outputs(model):
     assert model.encode_images(np.zeros((0, 8, 8, 3), np.uint8)).shape == (0, model.embed_dim)
     assert model.encode_texts([]).shape == (0, model.embed_dim)
