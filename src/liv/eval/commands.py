@@ -210,7 +210,7 @@ def run_reward(args: RewardArgs) -> int:
     """`liv reward`: one input -> rewards.csv, rewards.png (and an animation); or --data -> parquet.
 
     Raises ValueError naming the option for a bad or contradictory option (checked before the model is
-    loaded), DataError naming the file and row for bad data (an episode without text and no --goal).
+    loaded), DataError naming the file and line for bad data (an episode without text and no --goal).
     """
     import liv
     from liv.eval.report import plot_reward_curves, write_reward_animation
@@ -346,7 +346,7 @@ def _summary(results: dict[str, Any]) -> str:
 def run_evaluate(args: EvaluateArgs) -> int:
     """`liv evaluate`: metrics.json and report.html for one model on one dataset.
 
-    Raises ValueError naming the option for a bad option, DataError naming the file and row for bad data.
+    Raises ValueError naming the option for a bad option, DataError naming the file and line for bad data.
     """
     import liv
     from liv.eval.metrics import evaluate_dataset
@@ -378,7 +378,7 @@ def model_labels(paths: list[Path]) -> list[str]:
 def run_compare(args: CompareArgs) -> int:
     """`liv compare`: every model evaluated on the same dataset -> compare.json and compare.html.
 
-    Raises ValueError naming the option for a bad option, DataError naming the file and row for bad data.
+    Raises ValueError naming the option for a bad option, DataError naming the file and line for bad data.
     """
     import liv
     from liv.eval.metrics import evaluate_dataset
