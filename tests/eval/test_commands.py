@@ -147,6 +147,30 @@ def test_evaluate_and_compare(files, tmp_path, capsys):
     assert (cmp_out / "compare.html").read_text().count("<th>") >= 3
 
 
+def test_max_episodes_per_task_keeps_failures_and_says_what_it_dropped(files, tmp_path, capsys):
+    from liv.cli import main
+    from liv.data.lerobot import write_lerobot
+
+    rng = np.random.default_rng(3)
+    # One task: three successes, then two failures (a LeRobot dataset: success flags per step).
+    outcomes = [True, True, True, False, False]
+    data = write_lerobot(tmp_path / "ds", [{"frames": rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8),
+                                            "task": "open the drawer", "success": np.array([False, False, ok])}
+                                           for ok in outcomes], fps=10)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(files["model_dir"]), "--data", str(data), "--out", str(out),
+                 "--max-episodes-per-task", "2"]) == 0
+    err = capsys.readouterr().err
+    note = ("note: max_episodes_per_task 2 (per task and outcome): kept success 2, failure 2; dropped success 1 of "
+            "5 episodes\n")
+    assert note in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["index"] for e in metrics["episodes"]] == [0, 1, 3, 4]
+    assert metrics["dataset"]["selection"]["dropped"] == {"success": 1, "failure": 0, "unknown": 0}
+    assert metrics["per_task"][0]["num_failure"] == 2 and metrics["overall"]["auroc"] is not None
+    assert "Selection: max_episodes_per_task 2" in (out / "report.html").read_text()
+
+
 def test_helpers_and_errors(files, tmp_path):
     assert slug("Open the drawer!") == "open_the_drawer" and slug("???") == "goal"
     assert model_labels([Path("a/final"), Path("b/final")]) == ["a/final", "b/final"]

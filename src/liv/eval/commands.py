@@ -84,7 +84,8 @@ class EvaluateArgs:
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     max_episodes_per_task: int | None = field(default=None, metadata={"min": 1})
-    """Evaluate at most this many episodes of each task (the first ones); default all."""
+    """Evaluate at most this many episodes of each task and outcome (the first N successes, N failures and N
+    without a flag, so AUROC survives); what is dropped is said on stderr and in metrics.json; default all."""
     episodes_per_task: int = field(default=3, metadata={"min": 0})
     """Episodes per task whose curves the report plots."""
     format: DataFormat = "auto"
@@ -112,7 +113,7 @@ class CompareArgs:
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     max_episodes_per_task: int | None = field(default=None, metadata={"min": 1})
-    """Evaluate at most this many episodes of each task; default all."""
+    """Evaluate at most this many episodes of each task and outcome (as `liv evaluate`); default all."""
     format: DataFormat = "auto"
     """Dataset format: auto, frames, video or lerobot."""
     camera: str | None = None
@@ -315,12 +316,20 @@ def run_evaluate(args: EvaluateArgs) -> int:
     results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                                max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
                                progress=True, strict_text=args.strict_text)
+    _say_dropped(results)
     results["model"]["path"] = str(args.model)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
                           title=f"LIV reward report: {args.model.name}")
     print(_summary(results))
     print(f"wrote {args.out / 'metrics.json'} and {report}")
     return 0
+
+
+def _say_dropped(results: dict[str, Any]) -> None:
+    """One line on stderr when --max-episodes-per-task left episodes out (counts per outcome; metrics.json too)."""
+    note = results["dataset"]["selection"]["note"]
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def model_labels(paths: list[Path]) -> list[str]:
@@ -351,6 +360,8 @@ def run_compare(args: CompareArgs) -> int:
         r = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                              max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
                              progress=True, strict_text=args.strict_text)
+        if not results:  # every model sees the same episodes: said once
+            _say_dropped(r)
         r["model"]["path"] = str(path)
         results[label] = r
         print(f"{label}: {_summary(r)}")
