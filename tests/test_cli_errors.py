@@ -1,4 +1,4 @@
-"""Every mistake on a `liv` command line is answered by one line on stderr naming the option, file or row,
+"""Every mistake on a `liv` command line is answered by one line on stderr naming the option, file or line,
 with a non-zero exit status and no traceback (``--debug`` shows it). Runs ``liv.cli.main`` in-process."""
 
 from __future__ import annotations
@@ -84,16 +84,16 @@ def test_empty_goal_on_a_single_video_names_goal_not_a_text_option(files, tmp_pa
 def test_episode_with_an_empty_text_and_no_goal_is_refused(files, tmp_path, capsys):
     (tmp_path / "manifest.csv").write_text(f"directory,num_frames,text\n{files['frames'] / 'episode_000000'},3,\n")
     line = refused(capsys, "reward", "--model", files["model"], tmp_path, "--out", tmp_path / "r")
-    assert f"{tmp_path / 'manifest.csv'} row 1: the episode has an empty text: give --goal" in line
+    assert f"{tmp_path / 'manifest.csv'} line 2: the episode has an empty text: give --goal" in line
 
 
-def test_a_manifest_that_is_not_utf8_names_the_file_and_row(files, tmp_path, capsys):
+def test_a_manifest_that_is_not_utf8_names_the_file_and_line(files, tmp_path, capsys):
     # (every place a manifest is read: tests/data/test_manifests.py)
     (tmp_path / "manifest.csv").write_bytes(
         b"directory,num_frames,text\n" + f"{files['frames'] / 'episode_000000'},3,open\n".encode()
         + f"{files['frames'] / 'episode_000001'},3,caf".encode() + b"\xe9\n")
     line = refused(capsys, "evaluate", "--model", files["model"], "--data", tmp_path, "--out", tmp_path / "out")
-    assert f"{tmp_path / 'manifest.csv'} row 2 (line 3): not UTF-8 text (byte 0xe9" in line
+    assert f"{tmp_path / 'manifest.csv'} line 3: not UTF-8 text (byte 0xe9" in line
 
 
 def test_an_empty_manifest_says_it_is_empty(files, tmp_path, capsys):

@@ -273,7 +273,7 @@ INTERNAL_ERROR = 70
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `liv` command line -> exit status.
 
-    Every error is one line on stderr, ``liv COMMAND: error: ...``, naming the option, file or row and
+    Every error is one line on stderr, ``liv COMMAND: error: ...``, naming the option, file or line and
     what is wrong: status 2 for a command line that cannot be parsed, bad data, a bad model file, a file
     that cannot be read or written, a missing optional package; 130 when interrupted; and
     :data:`INTERNAL_ERROR` for any other exception, a bug. ``--debug`` prints the traceback before that

@@ -1,4 +1,4 @@
-"""check_dataset / `liv data check`: statistics, every problem with its file and row, exit status."""
+"""check_dataset / `liv data check`: statistics, every problem with its file and line, exit status."""
 
 import argparse
 import csv
@@ -52,26 +52,26 @@ def test_clean_dataset(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["decoded_frames"] == 27
 
 
-def test_every_problem_is_listed_with_its_file_and_row(tmp_path, capsys):
+def test_every_problem_is_listed_with_its_file_and_line(tmp_path, capsys):
     manifest = write_frame_folders(tmp_path, EPISODES + [("t", FRAMES[:1]), ("t", FRAMES[:3]), ("ok", FRAMES[:4])])
-    (tmp_path / "episode_000000" / "3.png").unlink()                       # row 1: missing frame
-    (tmp_path / "episode_000001" / "8.png").write_bytes(b"not a png")      # row 2: corrupt (the last frame is decoded)
-    edit_manifest(manifest, 3, "num_frames", "15")                         # row 3: more frames listed than present
-    edit_manifest(manifest, 4, "text", "")                                 # row 4: empty text, and 1 frame only
-    edit_manifest(manifest, 5, "text", "pick " * 80)                       # row 5: longer than the context
-    edit_manifest(manifest, 6, "num_frames", "four")                       # row 6: not an integer
+    (tmp_path / "episode_000000" / "3.png").unlink()                       # line 2: missing frame
+    (tmp_path / "episode_000001" / "8.png").write_bytes(b"not a png")      # line 3: corrupt (the last frame is decoded)
+    edit_manifest(manifest, 3, "num_frames", "15")                         # line 4: more frames listed than present
+    edit_manifest(manifest, 4, "text", "")                                 # line 5: empty text, and 1 frame only
+    edit_manifest(manifest, 5, "text", "pick " * 80)                       # line 6: longer than the context
+    edit_manifest(manifest, 6, "num_frames", "four")                       # line 7: not an integer
     assert run_data_check(args(tmp_path)) == 1
     out = capsys.readouterr().out
-    row = f"{manifest} row "
+    line = f"{manifest} line "
     expected = [
-        f"error: {row}1: {tmp_path / 'episode_000000'}: 1 of 6 frame files missing: 3.png",
-        f"error: {row}2: {tmp_path / 'episode_000001' / '8.png'}: cannot decode image",
-        f"error: {row}3: {tmp_path / 'episode_000002'}: the manifest says num_frames=15 but only 12 frames are present",
-        f"error: {row}4: empty text",
-        f"warning: {row}4: {tmp_path / 'episode_000003'}: only 1 frame; sampling needs at least 2, so training "
+        f"error: {line}2: {tmp_path / 'episode_000000'}: 1 of 6 frame files missing: 3.png",
+        f"error: {line}3: {tmp_path / 'episode_000001' / '8.png'}: cannot decode image",
+        f"error: {line}4: {tmp_path / 'episode_000002'}: the manifest says num_frames=15 but only 12 frames are present",
+        f"error: {line}5: empty text",
+        f"warning: {line}5: {tmp_path / 'episode_000003'}: only 1 frame; sampling needs at least 2, so training "
         "leaves it out",
-        f"error: {row}5: text is 80 tokens; with its start and end tokens that exceeds the context length 77",
-        f"error: {row}6: num_frames 'four' is not an integer",
+        f"error: {line}6: text is 80 tokens; with its start and end tokens that exceeds the context length 77",
+        f"error: {line}7: num_frames 'four' is not an integer",
     ]
     for line in expected:
         assert line in out, f"missing {line!r} in:\n{out}"
@@ -101,16 +101,16 @@ def test_full_decode_finds_what_the_sample_misses(tmp_path):
     assert [p.message for p in report.errors] == [f"{tmp_path / 'episode_000002' / '5.png'}: cannot decode image "
                                                   f"(UnidentifiedImageError: cannot identify image file "
                                                   f"'{tmp_path / 'episode_000002' / '5.png'}')"]
-    assert report.errors[0].where.endswith("manifest.csv row 3")
+    assert report.errors[0].where.endswith("manifest.csv line 4")
 
 
-def test_truncated_video_is_reported_with_its_row(tmp_path):
+def test_truncated_video_is_reported_with_its_line(tmp_path):
     manifest = write_video_manifest(tmp_path, EPISODES)
     video = tmp_path / "videos" / "episode_000001.mp4"
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
     report = check_path(tmp_path)
     [problem] = report.errors
-    assert problem.where == f"{manifest} row 2" and f"{video}: cannot open video" in problem.message
+    assert problem.where == f"{manifest} line 3" and f"{video}: cannot open video" in problem.message
     assert report.episodes == 3 and report.frames == 18
 
 
@@ -133,11 +133,11 @@ def test_an_episode_too_short_to_sample_is_a_warning(tmp_path, capsys):
     manifest = write_frame_folders(tmp_path, EPISODES[:2] + [("wave", FRAMES[:1])] + EPISODES[2:])
     report = check_path(tmp_path)
     assert report.ok and [str(p) for p in report.problems] == [
-        f"warning: {manifest} row 3: {tmp_path / 'episode_000002'}: only 1 frame; sampling needs at least 2, so "
+        f"warning: {manifest} line 4: {tmp_path / 'episode_000002'}: only 1 frame; sampling needs at least 2, so "
         "training leaves it out"]
     assert run_data_check(args(tmp_path)) == 0
     out = capsys.readouterr().out
-    assert f"warning: {manifest} row 3" in out and "0 errors, 1 warning:" in out and "OK: no errors." in out
+    assert f"warning: {manifest} line 4" in out and "0 errors, 1 warning:" in out and "OK: no errors." in out
     # Segment sampling needs 3 frames: 2 are too short there, fine for whole episodes.
     assert run_data_check(args(tmp_path, "--min-frames", "3")) == 0
     # An episode with no frames is left out too; a dataset with nothing long enough is an error.

@@ -70,9 +70,9 @@ def test_converts_kept_segments_and_reports_missing(epic):
     assert report.out == out and report.kept == 2 and report.total == 5
     assert report.dropped == {"shorter than min_frames": 1, "missing frames": 2}
     assert len(report.missing) == 2
-    assert "EPIC_100_train.csv row 4 (narration_id P02_03_1)" in report.missing[0]
+    assert "EPIC_100_train.csv line 5 (narration_id P02_03_1)" in report.missing[0]
     assert "frame_0000000025.jpg" in report.missing[0] and "frame_0000000018.jpg" not in report.missing[0]
-    assert "row 5 (narration_id P01_02_0)" in report.missing[1] and "P01_02" in report.missing[1]
+    assert "line 6 (narration_id P01_02_0)" in report.missing[1] and "P01_02" in report.missing[1]
     assert "kept 2 of 5 segments" in report.summary()
     rows = read_manifest(out)
     assert list(rows[0]) == list(OUTPUT_COLUMNS)
@@ -125,9 +125,9 @@ def test_filters(epic, tmp_path, filters, kept, dropped):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda rows: [[c for c in r if c != "stop_frame"] for r in rows], None),
-    (lambda rows: rows[:2] + [[*rows[2][:6], "abc", *rows[2][7:]]], r"row 2: start_frame 'abc' is not a frame number"),
-    (lambda rows: rows[:2] + [[*rows[2][:6], "9", "4", *rows[2][8:]]], r"row 2: stop_frame 4 is before start_frame 9"),
-    (lambda rows: rows[:2] + [rows[2][:5]], r"row 2: has 5 fields but the header has 15"),
+    (lambda rows: rows[:2] + [[*rows[2][:6], "abc", *rows[2][7:]]], r"line 3: start_frame 'abc' is not a frame number"),
+    (lambda rows: rows[:2] + [[*rows[2][:6], "9", "4", *rows[2][8:]]], r"line 3: stop_frame 4 is before start_frame 9"),
+    (lambda rows: rows[:2] + [rows[2][:5]], r"line 3: has 5 fields but the header has 15"),
 ])
 def test_bad_annotations(epic, tmp_path, edit, message):
     with open(epic / "EPIC_100_train.csv", newline="") as f:
@@ -167,7 +167,7 @@ def test_command_line(epic, tmp_path, capsys):
     assert args.verbs == ["open", "close"] and args.check_files is True and args.min_frames == 3
     assert run_epic_kitchens(args) == 0
     printed = capsys.readouterr().out
-    assert "row 5 (narration_id P01_02_0)" in printed and "kept 2 of 5 segments" in printed
+    assert "line 6 (narration_id P01_02_0)" in printed and "kept 2 of 5 segments" in printed
     assert [r["narration_id"] for r in read_manifest(out)] == ["P01_01_0", "P02_03_0"]
     none = dataclass_from_args(EpicKitchensArgs, parser.parse_args(
         ["--annotations", str(epic / "EPIC_100_train.csv"), "--frames", str(epic / "frames"), "--out", str(out),

@@ -30,7 +30,7 @@ def test_png_round_trip_is_exact(dataset_dir):
     for episode, (_, frames) in zip(ds, EPISODES):
         out = episode.all_frames()
         assert out.dtype == np.uint8 and np.array_equal(out, frames)
-    assert ds[1].meta == {"index": "1"} and ds[1].source.endswith("manifest.csv row 2")
+    assert ds[1].meta == {"index": "1"} and ds[1].source.endswith("manifest.csv line 3")
 
 
 def test_jpg_round_trip_is_close(tmp_path):
@@ -100,7 +100,7 @@ def test_missing_frame_file_is_named(dataset_dir):
 def test_corrupt_image_is_named(dataset_dir):
     (dataset_dir / "episode_000000" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     episode = read_frame_folders(dataset_dir)[0]
-    with pytest.raises(DataError, match=r"episode_000000/2\.png \(episode .*manifest\.csv row 1\): cannot decode image"):
+    with pytest.raises(DataError, match=r"episode_000000/2\.png \(episode .*manifest\.csv line 2\): cannot decode image"):
         episode.read([2])
     assert episode.frames.validate(full=False) == []
     [problem] = episode.frames.validate(full=True)
@@ -110,7 +110,7 @@ def test_corrupt_image_is_named(dataset_dir):
 def test_truncated_image_is_named(dataset_dir):
     path = dataset_dir / "episode_000000" / "3.png"
     path.write_bytes(path.read_bytes()[:60])
-    with pytest.raises(DataError, match=r"3\.png \(episode .*manifest\.csv row 1\): cannot decode image"):
+    with pytest.raises(DataError, match=r"3\.png \(episode .*manifest\.csv line 2\): cannot decode image"):
         read_frame_folders(dataset_dir)[0].read([3])
 
 
@@ -141,15 +141,15 @@ def test_missing_column_names_the_manifest(tmp_path):
         read_frame_folders(tmp_path)
 
 
-def test_non_integer_num_frames_names_row_3(dataset_dir):
+def test_non_integer_num_frames_names_line_4(dataset_dir):
     rows = list(csv.reader(open(dataset_dir / "manifest.csv")))
     rows[3][2] = "twelve"
     write_manifest(dataset_dir / "manifest.csv", rows[0], rows[1:])
-    with pytest.raises(DataError, match=r"manifest\.csv row 3: num_frames 'twelve' is not an integer"):
+    with pytest.raises(DataError, match=r"manifest\.csv line 4: num_frames 'twelve' is not an integer"):
         read_frame_folders(dataset_dir)
     errors = []
     ds = read_frame_folders(dataset_dir, errors=errors)
-    assert len(ds) == 2 and len(errors) == 1 and str(errors[0]).endswith("manifest.csv row 3: num_frames 'twelve' is not an integer")
+    assert len(ds) == 2 and len(errors) == 1 and str(errors[0]).endswith("manifest.csv line 4: num_frames 'twelve' is not an integer")
 
 
 @pytest.mark.parametrize("row, message", [
@@ -159,14 +159,14 @@ def test_non_integer_num_frames_names_row_3(dataset_dir):
 ])
 def test_bad_row_values(tmp_path, row, message):
     write_manifest(tmp_path / "manifest.csv", ["directory", "num_frames", "text"], [["ep", 3, "ok"], row])
-    with pytest.raises(DataError, match="manifest.csv row 2: " + message):
+    with pytest.raises(DataError, match="manifest.csv line 3: " + message):
         read_frame_folders(tmp_path)
 
 
 def test_bad_frame_pattern(tmp_path):
     write_manifest(tmp_path / "manifest.csv", ["directory", "num_frames", "text", "frame_pattern"],
                    [["ep", 3, "t", "frame.jpg"]])
-    with pytest.raises(DataError, match="row 1: frame_pattern 'frame.jpg' must name one file per frame number"):
+    with pytest.raises(DataError, match="line 2: frame_pattern 'frame.jpg' must name one file per frame number"):
         read_frame_folders(tmp_path)
 
 

@@ -209,7 +209,7 @@ def test_frame_folder_check_names_a_refused_file(tmp_path):
     with open(tmp_path / "manifest.csv", "w", newline="") as f:
         csv.writer(f).writerows([["directory", "num_frames", "text", "frame_pattern"], ["ep", 1, "t", "{}.tif"]])
     episode = read_frame_folders(tmp_path)[0]
-    with pytest.raises(DataError, match=r"ep/0\.tif \(episode .*row 1\): image mode 'I'"):
+    with pytest.raises(DataError, match=r"ep/0\.tif \(episode .*line 2\): image mode 'I'"):
         episode.read([0])
     [problem] = episode.frames.validate(full=True)
     assert problem.startswith(f"{tmp_path / 'ep' / '0.tif'}: image mode 'I'")

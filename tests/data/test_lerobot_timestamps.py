@@ -112,11 +112,11 @@ def test_frame_index_must_number_the_rows():
 
 def test_summary_names_file_episode_row_and_counts_the_others():
     times = EpisodeTimes(gap(np.arange(T) / FPS), FPS, 4, data_file="d/file-000.parquet", row_start=20)
-    assert times.problem() == ("d/file-000.parquet episode 4 row 5 (row 25 of the file): timestamp 0.2000 s is out "
-                               "of sync: frame 5 at 30 fps is at 0.1667 s, 33.33 ms away (LeRobot allows 0.1 ms); "
-                               "also rows 6, 7, 8")
+    assert times.problem() == ("d/file-000.parquet episode 4 row 5 (0-based; row 25 of the file): timestamp "
+                               "0.2000 s is out of sync: frame 5 at 30 fps is at 0.1667 s, 33.33 ms away (LeRobot "
+                               "allows 0.1 ms); also rows 6, 7, 8")
     times.refuse([0, 4])  # good rows pass
-    with pytest.raises(DataError, match=r"^d/file-000\.parquet episode 4 row 6 \(row 26 of the file\): timestamp"):
+    with pytest.raises(DataError, match=r"^d/file-000\.parquet episode 4 row 6 \(0-based; row 26 of the file\): "):
         times.refuse([6, 0, 7])
 
 
@@ -129,12 +129,14 @@ def test_bad_episode_is_reported_and_its_bad_rows_refused(tmp_path, version, cha
     rewrite_timestamps(root, 1, change)
     ds = read_lerobot(root)
     data_file = r"episode_000001\.parquet" if version == "v2.1" else r"file-000\.parquet"
-    file_row = "" if version == "v2.1" else rf" \(row {T + first} of the file\)"  # v3.0: episodes share a file
-    place = rf"{data_file} episode 1 row {first}{file_row}: timestamp"
+    file_row = r"\(0-based\)" if version == "v2.1" else rf"\(0-based; row {T + first} of the file\)"  # v3.0: one file
+    place = rf"{data_file} episode 1 row {first} {file_row}: timestamp"
 
     report = check_path(root)
     assert not report.ok and len(report.errors) == 1 and not report.warnings
-    assert report.errors[0].where.endswith("line 2" if version == "v2.1" else "row 2")
+    # The episode's metadata: v2.1 a JSON line (1-based, as editors count), v3.0 a parquet table row (0-based).
+    listed = "episodes.jsonl line 2" if version == "v2.1" else "file-000.parquet row 1 (0-based)"
+    assert report.errors[0].where.endswith(listed)
     assert re.search(place, report.errors[0].message)
     [problem] = ds[1].frames.validate(full=False)  # found without decoding anything
     assert re.search(place, problem)
@@ -158,7 +160,7 @@ def test_cli_exits_1_naming_episode_and_row(tmp_path, capsys):
     rewrite_timestamps(root, 0, backwards)
     assert main(["data", "check", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "episode_000000.parquet episode 0 row 8: timestamp 0.0000 s is not after row 7's 0.2333 s" in out
+    assert "episode_000000.parquet episode 0 row 8 (0-based): timestamp 0.0000 s is not after row 7's 0.2333 s" in out
     assert "Traceback" not in out and "FAILED: 1 error." in out
 
 
@@ -194,7 +196,8 @@ def test_a_faster_video_gives_the_frame_at_each_rows_time_not_a_neighbour(tmp_pa
     ds = read_lerobot(root)
     for e in range(EPISODES):
         assert which(ds[e].read([2, 0, 1])) == [T * e + 6, T * e, T * e + 3]
-        past = "no video frame at 0\\.300000 s" if version == "v2.1" else "row 3's time .* is past the episode's segment"
+        past = ("no video frame at 0\\.300000 s" if version == "v2.1"
+                else r"the time of the episode's row 3 \(0-based\), .* is past its segment")
         with pytest.raises(DataError, match=past):
             ds[e].read([3])  # 0.3 s is past the 9 frames (in v3.0, the next episode's frames follow)
 
@@ -237,8 +240,8 @@ def test_a_video_slightly_off_the_rows_times_is_refused_not_read_as_a_neighbour(
     ds = read_lerobot(root)
     assert ds[0].frames.validate(full=True) == []
     [warning] = ds[1].frames.validate(full=True)
-    assert warning.startswith("warning: ") and "file-000.parquet episode 1 row 8 (row 17 of the file): timestamp " \
-                                                 "0.0000 s is not after row 7's 0.2333 s" in warning
+    assert warning.startswith("warning: ") and ("file-000.parquet episode 1 row 8 (0-based; row 17 of the file): "
+                                                "timestamp 0.0000 s is not after row 7's 0.2333 s") in warning
     assert which(ds[1].all_frames()) == list(range(T, 2 * T))  # frames are found by row, so all are right
     report = check_path(root)
     assert report.ok and len(report.warnings) == 1

@@ -104,4 +104,4 @@ def test_bad_rows_can_be_collected(tmp_path):
     manifest.write_text(manifest.read_text().replace(",7,", ",seven,"))
     errors = []
     assert len(open_dataset(tmp_path, errors=errors)) == 1
-    assert [str(e) for e in errors] == [f"{manifest} row 2: num_frames 'seven' is not an integer"]
+    assert [str(e) for e in errors] == [f"{manifest} line 3: num_frames 'seven' is not an integer"]

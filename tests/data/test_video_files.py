@@ -158,7 +158,7 @@ def test_segment_beyond_the_end_of_the_video(tmp_path):
     episode = read_video_manifest(tmp_path)[0]
     assert len(episode) == 8
     assert episode.frames.validate() == [f"{tmp_path / 'v.mp4'} [frames 4:12]: end_frame 12 is beyond the video's 8 frames"]
-    with pytest.raises(DataError, match=r"v\.mp4 \(episode .*manifest\.csv row 1\): frame 8: the video ends after frame 7"):
+    with pytest.raises(DataError, match=r"v\.mp4 \(episode .*manifest\.csv line 2\): frame 8: the video ends after frame 7"):
         episode.read([4])
     assert len(episode.frames.validate(full=True)) == 1  # frames past the end are not decoded again
 
@@ -176,11 +176,11 @@ def test_missing_video_file(tmp_path):
     (["v.mp4", "t", "x", ""], "start_frame 'x' is not an integer"),
     (["", "t", "", ""], "path is empty"),
 ])
-def test_bad_rows_name_the_row(tmp_path, row, message):
+def test_bad_rows_name_the_line(tmp_path, row, message):
     with open(tmp_path / "manifest.csv", "w", newline="") as f:
         csv.writer(f).writerows([["path", "text", "start_frame", "end_frame"], ["v.mp4", "ok", "", ""],
                                  ["v.mp4", "ok", "1", "3"], row])
-    with pytest.raises(DataError, match="manifest.csv row 3: " + message):
+    with pytest.raises(DataError, match="manifest.csv line 4: " + message):
         read_video_manifest(tmp_path)
     errors = []
     assert len(read_video_manifest(tmp_path, errors=errors)) == 2 and len(errors) == 1

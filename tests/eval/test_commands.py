@@ -77,7 +77,8 @@ def test_reward_on_a_video(files, tmp_path, capsys):
     with Image.open(out / "rewards.png") as im:
         assert im.size == (1000, 500)
     assert len(decode(out / "rewards.mp4")) == 10
-    assert "10 frames at 8 fps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "10 frames at 8 fps" in out and f"  episode 0: {files['video']}\n" in out
 
 
 def test_reward_on_a_dataset_episode_with_its_own_text_and_gif(files, tmp_path):
@@ -103,7 +104,8 @@ def test_reward_over_a_dataset_to_parquet(files, tmp_path):
     args = RewardArgs(model=files["model_dir"], data=files["frames"], goal=["close the drawer", "wave"], out=out)
     assert run_reward(args) == 0
     t = pq.read_table(out).to_pydict()
-    assert list(t) == ["episode", "task", "frame", "goal", "value", "reward"]
+    assert list(t) == ["episode", "task", "frame", "goal", "value", "reward", "source", "manifest", "manifest_line",
+                       "episode_index"]
     # Goals per episode: own text + extras not equal to it -> 2 + 3 + 2 goals over 5, 4, 3 frames.
     assert len(t["episode"]) == 5 * 3 + 4 * 2 + 3 * 3
     model = files["model"]
@@ -112,6 +114,8 @@ def test_reward_over_a_dataset_to_parquet(files, tmp_path):
             rows = [i for i in range(len(t["episode"])) if t["episode"][i] == index and t["goal"][i] == goal]
             assert [t["frame"][i] for i in rows] == list(range(len(frames)))
             assert {t["task"][i] for i in rows} == {text}
+            assert {(t["source"][i], t["manifest_line"][i]) for i in rows} == {
+                (str(files["frames"] / f"episode_{index:06d}"), index + 2)}  # the header is line 1
             s = model.similarity(frames, goal).double().numpy()
             np.testing.assert_allclose([t["value"][i] for i in rows], s, atol=1e-5, rtol=0)
             np.testing.assert_allclose([t["reward"][i] for i in rows[:-1]], s[1:] - s[:-1], atol=1e-5, rtol=0)
@@ -141,6 +145,30 @@ def test_evaluate_and_compare(files, tmp_path, capsys):
     # The two models are different random networks: their text-goal VOC differs.
     assert data[labels[0]]["overall"]["text_goal"] != data[labels[1]]["overall"]["text_goal"]
     assert (cmp_out / "compare.html").read_text().count("<th>") >= 3
+
+
+def test_max_episodes_per_task_keeps_failures_and_says_what_it_dropped(files, tmp_path, capsys):
+    from liv.cli import main
+    from liv.data.lerobot import write_lerobot
+
+    rng = np.random.default_rng(3)
+    # One task: three successes, then two failures (a LeRobot dataset: success flags per step).
+    outcomes = [True, True, True, False, False]
+    data = write_lerobot(tmp_path / "ds", [{"frames": rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8),
+                                            "task": "open the drawer", "success": np.array([False, False, ok])}
+                                           for ok in outcomes], fps=10)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(files["model_dir"]), "--data", str(data), "--out", str(out),
+                 "--max-episodes-per-task", "2"]) == 0
+    err = capsys.readouterr().err
+    note = ("note: max_episodes_per_task 2 (per task and outcome): kept success 2, failure 2; dropped success 1 of "
+            "5 episodes\n")
+    assert note in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["index"] for e in metrics["episodes"]] == [0, 1, 3, 4]
+    assert metrics["dataset"]["selection"]["dropped"] == {"success": 1, "failure": 0, "unknown": 0}
+    assert metrics["per_task"][0]["num_failure"] == 2 and metrics["overall"]["auroc"] is not None
+    assert "Selection: max_episodes_per_task 2" in (out / "report.html").read_text()
 
 
 def test_helpers_and_errors(files, tmp_path):

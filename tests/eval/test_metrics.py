@@ -12,7 +12,7 @@ import torch
 import liv
 from liv.data.episodes import ArrayFrames, Episode, EpisodeDataset
 from liv.eval.metrics import (alignment, auroc, average_ranks, confusion_matrix, evaluate_dataset, negative_rate,
-                              retrieval_accuracy, voc, without_curves)
+                              retrieval_accuracy, select_episodes, voc, without_curves)
 
 
 # ------------------------------------------------------------------------------------ naive references
@@ -194,6 +194,36 @@ def test_evaluate_dataset_without_flags_uses_all_and_respects_max_per_task():
     r = evaluate_dataset(ColourModel(), ds, max_episodes_per_task=2)
     assert [e["index"] for e in r["episodes"]] == [0, 1, 3]
     assert r["dataset"]["num_evaluated"] == 3 and r["overall"]["auroc"] is None
+
+
+def test_max_per_task_keeps_failures_listed_after_the_successes():
+    # Task "red" lists two successes, then its failure: the first 1 per task would drop the failure and AUROC.
+    r = evaluate_dataset(ColourModel(), colour_dataset(), max_episodes_per_task=1)
+    assert [e["index"] for e in r["episodes"]] == [0, 2, 3]  # red's first success and its failure, green's success
+    assert r["per_task"][0]["num_success"] == 1 and r["per_task"][0]["num_failure"] == 1
+    assert r["per_task"][0]["auroc"] == 1.0 and r["overall"]["auroc"] == 1.0
+    selection = r["dataset"]["selection"]
+    assert selection["kept"] == {"success": 2, "failure": 1, "unknown": 0}
+    assert selection["dropped"] == {"success": 1, "failure": 0, "unknown": 0}
+    assert selection["note"] == ("max_episodes_per_task 1 (per task and outcome): kept success 2, failure 1; "
+                                 "dropped success 1 of 4 episodes")
+    everything = evaluate_dataset(ColourModel(), colour_dataset(), max_episodes_per_task=2)["dataset"]["selection"]
+    assert everything["note"] is None and everything["dropped"] == {"success": 0, "failure": 0, "unknown": 0}
+
+
+def test_select_episodes_caps_each_outcome_of_each_task():
+    outcomes = [True, True, True, False, False, False, None, None, True, False]
+    texts = ["a"] * 8 + ["b"] * 2
+    ds = EpisodeDataset([Episode(ArrayFrames(np.zeros((2, 4, 4, 3), np.uint8)), t, source=str(i),
+                                 success=None if o is None else np.array([False, o]))
+                         for i, (t, o) in enumerate(zip(texts, outcomes))], root="mem", format="memory")
+    assert select_episodes(ds, 2)[0] == [0, 1, 3, 4, 6, 7, 8, 9]
+    assert select_episodes(ds, 1)[0] == [0, 3, 6, 8, 9]
+    assert select_episodes(ds, None) == (list(range(10)), {
+        "max_episodes_per_task": None, "kept": {"success": 4, "failure": 4, "unknown": 2},
+        "dropped": {"success": 0, "failure": 0, "unknown": 0}, "note": None})
+    with pytest.raises(ValueError, match="max_per_task must be >= 1"):
+        select_episodes(ds, 0)
 
 
 def test_evaluate_dataset_curves_equal_model_similarity():

@@ -80,12 +80,12 @@ def test_loader_workers_send_data_errors_as_data_not_tracebacks(monkeypatch):
     assert stops and all(len(b["bad"]) == 1 for b in stops)
 
     def failing(*args, **kwargs):
-        raise DataError("x.csv row 3", "something else")
+        raise DataError("x.csv line 4", "something else")
 
     monkeypatch.setattr(batches, "make_batch", failing)
     got = list(DataLoader(BatchStream(eps, spec, 0, 16, 0, 4), batch_size=None, num_workers=2))
-    assert got == [{"step": 0, "error": "x.csv row 3: something else"},
-                   {"step": 1, "error": "x.csv row 3: something else"}]
+    assert got == [{"step": 0, "error": "x.csv line 4: something else"},
+                   {"step": 1, "error": "x.csv line 4: something else"}]
 
 
 def test_the_count_warns_once_per_file_and_stops_past_the_limit():
@@ -132,7 +132,7 @@ def test_bad_frames_are_left_out_logged_and_resume_stays_exact(bad_data, tmp_pat
     out = capsys.readouterr().out
     errors = [json.loads(line) for line in (whole / "data_errors.jsonl").read_text().splitlines()]
     files = {r["file"] for r in errors}
-    corrupt = f"{bad_data / 'episode_000001' / '2.png'} (episode {bad_data / 'manifest.csv'} row 2)"
+    corrupt = f"{bad_data / 'episode_000001' / '2.png'} (episode {bad_data / 'manifest.csv'} line 3)"
     assert corrupt in files and any(f.startswith(str(bad_data / "episode_000002")) for f in files)
     assert all(r["error"].startswith("cannot decode image") for r in errors if r["file"] == corrupt)
     assert any("frame 3 is 20x20 px" in r["error"] for r in errors)

@@ -29,7 +29,7 @@ def test_one_frame_episode_is_left_out_by_name_and_training_goes_on(tmp_path, ca
     train(_config(tmp_path / "data", tmp_path / "run"))
     out = capsys.readouterr().out
     assert (f"liv train: leaving out 1 of 4 episodes, too short for sampling mode 'episode' (fewer than 2 frames): "
-            f"{manifest} row 3\n") in out
+            f"{manifest} line 4\n") in out
     assert "liv train: 3 episodes," in out
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2] and (tmp_path / "run" / "model" / "config.json").is_file()
@@ -39,7 +39,7 @@ def test_segment_mode_leaves_out_two_frame_episodes(tmp_path, capsys):
     manifest = _write(tmp_path / "data", [6, 2, 5, 2, 2, 2, 2, 2, 2])
     train(_config(tmp_path / "data", tmp_path / "run", sample_mode="segment", steps=1))
     out = capsys.readouterr().out
-    named = ", ".join(f"{manifest} row {r}" for r in (2, 4, 5, 6, 7))
+    named = ", ".join(f"{manifest} line {r}" for r in (3, 5, 6, 7, 8))
     assert ("leaving out 7 of 9 episodes, too short for sampling mode 'segment' (fewer than 3 frames): "
             f"{named} and 2 more") in out
 
@@ -47,12 +47,12 @@ def test_segment_mode_leaves_out_two_frame_episodes(tmp_path, capsys):
 def test_no_usable_episode_refuses_with_one_clear_line(tmp_path, capsys):
     manifest = _write(tmp_path / "data", [1, 1])
     with pytest.raises(TrainingError, match=r"no episode has the 2 frames that sampling needs: all 2 "
-                                            r"are shorter \(.*row 1, .*row 2\)"):
+                                            r"are shorter \(.*line 2, .*line 3\)"):
         train(_config(tmp_path / "data", tmp_path / "run"))
     assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "cli"), "--steps", "1",
                  "--batch-size", "2", "--num-workers", "0", "--no-progress"]) == 3
     err = capsys.readouterr().err
     assert err.startswith(f"liv train: error: {tmp_path / 'data'}: 1 data problem(s)")
     assert "no episode has the 2 frames that sampling needs" in err
-    assert f"{manifest} row 1" in err and "Traceback" not in err
+    assert f"{manifest} line 2" in err and "Traceback" not in err
     assert not (tmp_path / "cli" / "checkpoints").exists()

@@ -2,7 +2,7 @@
 
 ``open_dataset(path)`` reads any supported format (frame folders + manifest.csv, video files +
 manifest.csv, LeRobot v2.1/v3.0, a single video or image folder) as an :class:`EpisodeDataset`;
-``check_dataset`` lists every problem with its file and row. Names and submodules are imported on
+``check_dataset`` lists every problem with its file and line. Names and submodules are imported on
 first use (see :mod:`liv._lazy`).
 """
 

@@ -1,8 +1,10 @@
-"""Check a dataset before training: statistics plus every problem, each with its file and row.
+"""Check a dataset before training: statistics plus every problem, each with its file and line.
 
 Problems are collected, never raised: a missing or corrupt frame, a truncated video, a frame count
 that disagrees with the manifest, an empty or over-long text, an episode too short to sample, a
-malformed manifest row. ``liv data check`` is the command-line face of :func:`check_path`.
+malformed manifest record. Places in a CSV manifest are its 1-based lines (header = line 1), as an
+editor numbers them; places in a parquet table are rows, said to be 0-based. ``liv data check`` is the
+command-line face of :func:`check_path`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class Problem:
     """One problem found in a dataset."""
 
     where: str
-    """The place: manifest file and row (``manifest.csv row 3``), or the file when there is no row."""
+    """The place: manifest file and line (``manifest.csv line 4``, 1-based, header = line 1), a LeRobot
+    file and its line or 0-based row, or the file alone."""
     message: str
     """What is wrong, naming the frame or video file concerned."""
     severity: Severity = "error"
@@ -48,7 +51,7 @@ class CheckReport:
     format: str
     """Reader format name ("frames", "video", "lerobot", ...)."""
     episodes: int = 0
-    """Number of episodes read (bad manifest rows are not counted)."""
+    """Number of episodes read (bad manifest records are not counted)."""
     frames: int = 0
     """Total frames over the episodes whose length could be determined."""
     texts: int = 0
@@ -121,7 +124,7 @@ def check_dataset(dataset: EpisodeDataset, decode_frames: int = 3, full: bool = 
     agreeing with the manifest, timing that can be indexed, and with ``full`` every frame decoded), and
     a decode of frame 0, the last frame and random others up to ``decode_frames`` in all (seeded by
     ``seed``; frames 0 and last even when ``decode_frames`` is 1) — or of every frame when ``full``.
-    ``row_errors`` are manifest rows a reader skipped (see ``open_dataset(errors=...)``).
+    ``row_errors`` are manifest records a reader skipped (see ``open_dataset(errors=...)``).
     """
     import numpy as np
 
@@ -222,7 +225,7 @@ def _decode(episode: Episode, indices: list[int], report: CheckReport, quiet: bo
     for start in range(0, len(indices), _CHUNK):
         chunk = indices[start:start + _CHUNK]
         try:
-            frames = episode.frames.read(chunk)  # the report adds the row itself
+            frames = episode.frames.read(chunk)  # the report adds the manifest line itself
         except Exception:
             # Read frame by frame so that every bad frame is named, not only the first.
             for i in chunk:
@@ -265,7 +268,7 @@ def check_path(path: str | Path, format: str = "auto", camera: str | None = None
     """Open the dataset at ``path`` (see ``open_dataset``) and check it -> CheckReport.
 
     A dataset that cannot be opened at all (no manifest, missing column, unknown format) gives a
-    report with that one error; bad manifest rows are reported one by one.
+    report with that one error; bad manifest records are reported one by one, each with its line.
     """
     from liv.data.open import open_dataset
 
@@ -281,7 +284,8 @@ def check_path(path: str | Path, format: str = "auto", camera: str | None = None
 
 @dataclass
 class DataCheckArgs:
-    """Check a dataset before training: counts, lengths, frame sizes, and every problem with its file and row."""
+    """Check a dataset before training: counts, lengths, frame sizes, and every problem with its file and line
+    (a CSV manifest's 1-based line, header = line 1, as an editor shows it)."""
 
     path: Path = field(metadata={"positional": True, "path": "exists"})
     """Dataset: a manifest.csv or the folder holding it, a LeRobot root, a video file, or a folder of images."""

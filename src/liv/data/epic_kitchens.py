@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from liv.data.episodes import DataError
-from liv.data.manifests import csv_rows, header_row
+from liv.data.manifests import csv_rows, header_row, line_where, numbered
 
 FRAME_PATTERN = "frame_{:010d}.jpg"
 """File name of frame number n (1-based) in an EPIC-KITCHENS rgb_frames folder."""
@@ -49,7 +49,7 @@ class ConversionReport:
     dropped: Counter = field(default_factory=Counter)
     """Segments left out, by reason: "shorter than min_frames", "verb", "noun", "participant", "missing frames"."""
     missing: list[str] = field(default_factory=list)
-    """One message per segment with missing frame files, naming the CSV row and the file."""
+    """One message per segment with missing frame files, naming the CSV line and the file."""
 
     @property
     def total(self) -> int:
@@ -63,7 +63,8 @@ class ConversionReport:
 
 
 def _read_annotations(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """(1-based data row number, row) for each record of the annotations CSV; checks the header."""
+    """(line, row) for each record of the annotations CSV (line: 1-based, where the record starts, see
+    :func:`liv.data.manifests.numbered`); checks the header."""
     with csv_rows(path, "annotations file") as reader:
         header = header_row(reader, path)
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -71,12 +72,9 @@ def _read_annotations(path: Path) -> list[tuple[int, dict[str, str]]]:
             raise DataError(str(path), f"missing column(s) {', '.join(missing)}; is this an EPIC-KITCHENS-100 "
                                        f"annotations file? The header has {', '.join(header)}")
         rows = []
-        for values in reader:
-            if not values:
-                continue
-            n = len(rows) + 1
+        for n, values in numbered(reader):
             if len(values) != len(header):
-                raise DataError(f"{path} row {n}", f"has {len(values)} fields but the header has {len(header)}")
+                raise DataError(line_where(path, n), f"has {len(values)} fields but the header has {len(header)}")
             rows.append((n, dict(zip(header, values))))
     return rows
 
@@ -112,8 +110,8 @@ def convert_epic_kitchens(annotations: str | os.PathLike[str], frames_root: str 
     CSV order when they have at least ``min_frames`` frames and, for each filter given, their
     ``verb`` / ``noun`` / ``participant_id`` is in ``verbs`` / ``nouns`` / ``participants``
     (compared case-insensitively). ``check_files``: segments whose first or last frame file is
-    absent are reported in ``report.missing`` with their CSV row and left out. A malformed CSV or
-    row raises DataError naming the file and row.
+    absent are reported in ``report.missing`` with their CSV line and left out. A malformed CSV or
+    record raises DataError naming the file and line.
     """
     annotations, frames_root, out = Path(annotations), Path(frames_root), Path(out)
     if min_frames < 1:
@@ -125,7 +123,7 @@ def convert_epic_kitchens(annotations: str | os.PathLike[str], frames_root: str 
     verb_set, noun_set, who = _normalise(verbs), _normalise(nouns), _normalise(participants)
     records = []
     for n, row in _read_annotations(annotations):
-        where = f"{annotations} row {n}"
+        where = line_where(annotations, n)
         start, stop = _frame_number(row, "start_frame", where), _frame_number(row, "stop_frame", where)
         if stop < start:
             raise DataError(where, f"stop_frame {stop} is before start_frame {start}")

@@ -53,7 +53,8 @@ class Episode:
     text: str
     """The language annotation (task description, narration)."""
     source: str
-    """File and row this episode was declared in (e.g. ``manifest.csv row 12``), for error messages."""
+    """Where this episode was declared, for messages: a manifest and its line (``manifest.csv line 13``),
+    a LeRobot metadata line or row, or the video or folder itself."""
     actions: np.ndarray | None = None
     """(T, A) float32 actions, if the data has them."""
     states: np.ndarray | None = None
@@ -62,6 +63,12 @@ class Episode:
     """(T,) bool per-step success flags, if the data has them."""
     meta: dict = field(default_factory=dict)
     """Format-specific extras (episode index, task index, camera, ...)."""
+    manifest: str | None = None
+    """The file that lists this episode (a ``manifest.csv``, LeRobot's ``meta/episodes.jsonl`` or episodes
+    parquet file), or None when nothing lists it (one video or image folder, episodes made in memory)."""
+    manifest_line: int | None = None
+    """1-based line of ``manifest`` where the episode's record starts, as an editor numbers it (a CSV's
+    header is line 1); None when ``manifest`` is None or is a table without lines (parquet)."""
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -70,7 +77,7 @@ class Episode:
         """Frames at ``indices`` -> (K, H, W, 3) uint8; see :meth:`FrameSource.read`.
 
         A DataError from the source is re-raised naming this episode's declaration too (e.g. the
-        manifest row), so a failure during training points at the line to fix.
+        manifest line), so a failure during training points at the line to fix.
         """
         try:
             return self.frames.read(indices)

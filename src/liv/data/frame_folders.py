@@ -206,8 +206,9 @@ def read_frame_folders(path: str | os.PathLike[str], errors: list[DataError] | N
 
     No image is opened here. A missing required column raises DataError naming the file; a bad row
     (non-integer or negative ``num_frames``/``start_frame``, a bad ``frame_pattern``, a wrong number
-    of fields) raises DataError naming ``manifest.csv row N`` (N = 1-based data row), or, when
-    ``errors`` is a list, is appended to it and skipped.
+    of fields) raises DataError naming ``manifest.csv line N`` (the file's 1-based line, header = line 1),
+    or, when ``errors`` is a list, is appended to it and skipped. Each episode's ``manifest`` and
+    ``manifest_line`` say where it was listed.
     """
     manifest = manifest_path(path)
     _, rows = read_manifest(manifest, ("directory", "num_frames", "text"))
@@ -224,7 +225,8 @@ def read_frame_folders(path: str | os.PathLike[str], errors: list[DataError] | N
             _check_pattern(pattern, where)
         meta = {k: v for k, v in row.items() if k not in known}
         frames = FolderFrames(manifest.parent / directory, num_frames, start, pattern)
-        return Episode(frames=frames, text=row["text"], source=where, meta=meta)
+        return Episode(frames=frames, text=row["text"], source=where, meta=meta, manifest=str(manifest),
+                       manifest_line=n)
 
     episodes = collect_rows(rows, manifest, build, errors)
     return EpisodeDataset(episodes, root=str(manifest.parent), format="frames")

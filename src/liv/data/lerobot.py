@@ -139,6 +139,8 @@ class _EpisodeRecord:
     tasks: list[str]
     length: int
     source: str
+    manifest: Path  # the metadata file that lists the episode
+    line: int | None  # its 1-based line there (JSON lines), None for a parquet row
     data_file: Path
     video: tuple[Path, float, float | None] | None  # (file, from_timestamp, to_timestamp) when the camera is a video
 
@@ -163,7 +165,7 @@ def _records_v21(root: Path, info: dict, camera: str) -> tuple[list[_EpisodeReco
         video = None
         if info["features"][camera]["dtype"] == "video":
             video = (root / _fill(video_t, str(root / "meta" / "info.json"), **keys), 0.0, None)
-        records.append(_EpisodeRecord(ep, [str(t) for t in obj.get("tasks", [])], length, where,
+        records.append(_EpisodeRecord(ep, [str(t) for t in obj.get("tasks", [])], length, where, path, n,
                                       root / _fill(data_t, str(root / "meta" / "info.json"), **keys), video))
     return records, tasks
 
@@ -185,8 +187,8 @@ def _records_v30(root: Path, info: dict, camera: str) -> tuple[list[_EpisodeReco
     records = []
     for path in files:
         rows = _read_table(path, need + ["tasks"], str(path), need).to_pylist()
-        for n, row in enumerate(rows, 1):
-            where = f"{path} row {n}"
+        for n, row in enumerate(rows):
+            where = f"{path} row {n} (0-based)"  # a table row, numbered as pyarrow and pandas number them
             if any(row[c] is None for c in need):
                 raise DataError(where, f"empty {next(c for c in need if row[c] is None)}")
             data_file = root / _fill(data_t, str(root / "meta" / "info.json"), chunk_index=row["data/chunk_index"],
@@ -197,7 +199,7 @@ def _records_v30(root: Path, info: dict, camera: str) -> tuple[list[_EpisodeReco
                 video = (root / _fill(video_t, str(root / "meta" / "info.json"), video_key=camera,
                                       chunk_index=chunk, file_index=file), float(start), float(end))
             records.append(_EpisodeRecord(int(row["episode_index"]), [str(t) for t in row.get("tasks") or []],
-                                          int(row["length"]), where, data_file, video))
+                                          int(row["length"]), where, path, None, data_file, video))
     return records, tasks
 
 
@@ -240,9 +242,12 @@ def read_lerobot(root: str | os.PathLike[str], camera: str | None = None, *,
     default the only one (DataError listing them if there are several). Each episode gets: text =
     the task of most of its frames (``task_index``), actions (T, A) float32 from ``action``, states
     (T, S) float32 from ``observation.state``, success (T,) bool from ``next.success`` or ``success``
-    (each None if absent), meta = episode_index, task_index, tasks, camera, fps, codebase_version.
+    (each None if absent), meta = episode_index, task_index, tasks, camera, fps, codebase_version,
+    manifest = the metadata file listing it (``meta/episodes.jsonl`` with its line in manifest_line, or
+    a v3.0 ``meta/episodes/...parquet``, whose 0-based row its ``source`` names).
     ``check_videos``: raise DataError listing missing video files (else only ``validate`` reports
-    them). Bad metadata raises DataError naming the file and line/row/episode.
+    them). Bad metadata raises DataError naming the file and its line (JSON lines), its row (parquet,
+    0-based, said so) or the episode.
     """
     root = Path(root)
     info = read_info(root)
@@ -286,7 +291,7 @@ def _episode_spans(episode_index: np.ndarray, path: Path) -> dict[int, tuple[int
     for value, a, b in zip(episode_index[starts].tolist(), starts.tolist(), ends.tolist()):
         if value in spans:
             raise DataError(str(path), f"the rows of episode {value} are not contiguous (they start at rows "
-                                       f"{spans[value][0]} and {a})")
+                                       f"{spans[value][0]} and {a}, 0-based)")
         spans[value] = (a, b)
     return spans
 
@@ -333,4 +338,5 @@ def _episode(rec: _EpisodeRecord, cols: dict[str, np.ndarray], tasks: dict[int, 
     meta = {"episode_index": rec.index, "task_index": task_index, "tasks": rec.tasks, "camera": camera, "fps": fps,
             "codebase_version": info["codebase_version"]}
     return Episode(frames=frames, text=text, source=rec.source, actions=cols.get("action"),
-                   states=cols.get("observation.state"), success=success, meta=meta)
+                   states=cols.get("observation.state"), success=success, meta=meta, manifest=str(rec.manifest),
+                   manifest_line=rec.line)

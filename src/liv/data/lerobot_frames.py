@@ -170,8 +170,8 @@ class LeRobotVideoFrames:
         if self.to_timestamp is not None and times[-1] >= self.to_timestamp - TOLERANCE_S:
             # In v3.0 the next episode's frames follow in the same file: never read one of them for this one.
             row = unique[-1]
-            raise DataError(self.describe(), f"row {row}'s time {times[-1]:.6f} s is past the episode's segment of "
-                                             f"the video, which ends at {self.to_timestamp:.6f} s")
+            raise DataError(self.describe(), f"the time of the episode's row {row} (0-based), {times[-1]:.6f} s, is "
+                                             f"past its segment of the video, which ends at {self.to_timestamp:.6f} s")
         try:
             decoded = decode_at_times(str(self.path), times, self.describe())
         except DataError as e:

@@ -79,10 +79,10 @@ class EpisodeTimes:
         """(K,) int64 rows whose timestamp does not reach their own frame; empty when all do."""
 
     def where(self, row: int) -> str:
-        """The place of ``row``: data file, episode and row (and the row in the file when they differ)."""
-        place = f"episode {self.episode_index} row {row}"
-        if self.row_start:
-            place += f" (row {self.row_start + row} of the file)"
+        """The place of ``row``: data file, episode and its row, 0-based as LeRobot's ``frame_index`` (and the
+        row in the file when they differ): ``<file> episode 4 row 5 (0-based; row 25 of the file)``."""
+        place = f"episode {self.episode_index} row {row} (0-based"
+        place += f"; row {self.row_start + row} of the file)" if self.row_start else ")"
         return place if self.data_file is None else f"{self.data_file} {place}"
 
     def problem(self) -> str | None:

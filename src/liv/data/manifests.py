@@ -1,8 +1,9 @@
-"""CSV manifests: the file that lists a dataset's episodes, one row each, shared by the CSV-based readers
+"""CSV manifests: the file that lists a dataset's episodes, one record each, shared by the CSV-based readers
 (frame folders, video files, EPIC-KITCHENS annotations).
 
-Every problem is a DataError naming the file, and the row where there is one: ``<path> row N`` counts
-data records after the header, 1-based (blank lines skipped, a quoted multi-line text one row).
+Every problem is a DataError naming the file, and the line where there is one: ``<path> line N`` is the
+1-based line of the file as an editor shows it (the header is line 1 unless blank lines precede it), the
+line where the record starts when a quoted text spans several lines.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import codecs
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from liv.data.episodes import DataError
 
@@ -31,17 +34,17 @@ def manifest_path(path: str | os.PathLike[str]) -> Path:
 
 
 Row = dict[str, str] | str
-"""A manifest row: {column: value}, or why it could not be split into the header's columns."""
+"""A manifest record: {column: value}, or why it could not be split into the header's columns."""
 
 
 def read_manifest(path: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, Row]]]:
-    """Header and rows of a CSV manifest -> (column names, [(data row number, row)]).
+    """Header and records of a CSV manifest -> (column names, [(line, row)]).
 
-    Row numbers are 1-based and count data records after the header (blank lines are skipped, a
-    quoted multi-line text is one row). Raises DataError naming the file for an unreadable file, an
-    empty file (see :func:`read_header`) or a missing required column, and naming the row and line
-    for text that is not UTF-8. A row with the wrong number of fields is returned as a message, so
-    that :func:`collect_rows` can report it with its number.
+    ``line`` is the 1-based line of the file where the record starts (see :func:`numbered`; blank lines
+    are skipped). Raises DataError naming the file for an unreadable file, an empty file (see
+    :func:`read_header`) or a missing required column, and naming the line for text that is not UTF-8.
+    A record with the wrong number of fields is returned as a message, so that :func:`collect_rows` can
+    report it with its line.
     """
     with csv_rows(path, "manifest") as reader:
         columns = header_row(reader, path)
@@ -50,12 +53,25 @@ def read_manifest(path: Path, required: Sequence[str]) -> tuple[list[str], list[
             raise DataError(str(path), f"missing required column(s) {', '.join(missing)}; the header has "
                                        f"{', '.join(repr(c) for c in columns)} (needs {', '.join(required)})")
         rows: list[tuple[int, Row]] = []
-        for values in reader:
-            if values:
-                row = (dict(zip(columns, values)) if len(values) == len(columns) else
-                       f"has {len(values)} fields but the header has {len(columns)}")
-                rows.append((len(rows) + 1, row))
+        for line, values in numbered(reader):
+            row = (dict(zip(columns, values)) if len(values) == len(columns) else
+                   f"has {len(values)} fields but the header has {len(columns)}")
+            rows.append((line, row))
     return columns, rows
+
+
+def numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) for each record a ``csv.reader`` has not read yet, blank lines skipped.
+
+    ``line`` is the 1-based line of the file where the record starts, as an editor numbers it: a quoted
+    text over several lines is one record and the next record's line counts all of them (the reader's
+    ``line_num``, which counts lines read, not records).
+    """
+    read = reader.line_num
+    for values in reader:
+        start, read = read + 1, reader.line_num
+        if values:
+            yield start, values
 
 
 def read_header(path: Path) -> list[str]:
@@ -72,7 +88,7 @@ def read_header(path: Path) -> list[str]:
 def csv_rows(path: Path, what: str) -> Iterator[Iterator[list[str]]]:
     """``with csv_rows(path, "manifest") as reader``: a csv.reader over the UTF-8 file ``path`` (a BOM
     allowed). Inside the block, text that is not UTF-8, malformed CSV and an unreadable file become one
-    DataError naming the file (and, for UTF-8, the row and line: :func:`not_utf8`)."""
+    DataError naming the file (and, for UTF-8, the line: :func:`not_utf8`)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             yield csv.reader(f)
@@ -100,8 +116,8 @@ def header_row(reader: Iterable[list[str]], path: Path) -> list[str]:
 
 
 def not_utf8(path: Path) -> DataError:
-    """A DataError naming the first place in CSV file ``path`` that is not UTF-8: ``<path> row N (line L)``
-    (data rows as :func:`read_manifest` counts them), or ``<path> line 1 (the header)``.
+    """A DataError naming the first line of CSV file ``path`` that is not UTF-8: ``<path> line L``, with
+    `` (the header)`` when that line belongs to the header.
 
     Python's UnicodeDecodeError counts bytes from the start of a buffer of the file, not of the file,
     so the file is read again as bytes to find the place.
@@ -114,29 +130,30 @@ def not_utf8(path: Path) -> DataError:
         bad = start + e.start
     else:  # decodable as a whole: the file changed since it failed
         return DataError(str(path), "not UTF-8 text")
-    line_start = data.rfind(b"\n", 0, bad) + 1
-    line = data.count(b"\n", 0, bad) + 1
-    # Count the records before the bad line as read_manifest does: the header is the first record that is
-    # not blank, each non-empty record after it a row. A quoted text spanning lines is one record, and an
-    # odd number of quotes before the line means the line continues the last record.
+    # Lines end at \n, \r\n or a lone \r, as the csv reader (and editors) split them.
+    breaks = list(re.finditer(rb"\r\n|\r|\n", data[:bad]))
+    line_start = breaks[-1].end() if breaks else 0
+    line = len(breaks) + 1
+    # The header is the first record that is not blank. An odd number of quotes before the bad line means
+    # the line continues the last record (a quoted text spanning lines), which is the header if it is the
+    # only one.
     before = data[start:line_start].decode("utf-8")
     records = list(csv.reader(io.StringIO(before, newline="")))
-    header = next((k for k, r in enumerate(records) if any(c.strip() for c in r)), None)
-    rows_before = 0 if header is None else sum(1 for r in records[header + 1:] if r)
+    first = next((k for k, r in enumerate(records) if any(c.strip() for c in r)), None)
     continues = before.count('"') % 2 == 1
-    row = 0 if header is None else rows_before + (0 if continues else 1)
-    where = f"{path} line {line} (the header)" if row == 0 else f"{row_where(path, row)} (line {line})"
+    header = first is None or (continues and first == len(records) - 1)
+    where = line_where(path, line) + (" (the header)" if header else "")
     return DataError(where, f"not UTF-8 text (byte 0x{data[bad]:02x} at column {bad - line_start + 1}); "
                             f"save the file as UTF-8")
 
 
-def row_where(path: Path, n: int) -> str:
-    """How a manifest row is named in messages: ``<path> row <n>``."""
-    return f"{path} row {n}"
+def line_where(path: Path, line: int) -> str:
+    """How a place in a CSV file is named in messages: ``<path> line <line>`` (1-based, as editors count)."""
+    return f"{path} line {line}"
 
 
 def parse_int(row: dict[str, str], column: str, where: str, default: int | None = None, minimum: int = 0) -> int:
-    """Integer value of ``row[column]`` (empty -> ``default``); DataError naming the row and column otherwise."""
+    """Integer value of ``row[column]`` (empty -> ``default``); DataError naming ``where`` and the column otherwise."""
     raw = (row.get(column) or "").strip()
     if not raw:
         if default is None:
@@ -155,11 +172,12 @@ def parse_int(row: dict[str, str], column: str, where: str, default: int | None 
 
 
 def collect_rows(rows: Iterable[tuple[int, Row]], path: Path, build, errors: list[DataError] | None) -> list:
-    """Apply ``build(n, row, where)`` to every well-formed row; a bad row (malformed, or ``build``
-    raising DataError) raises, or, when ``errors`` is a list, is appended to it and skipped."""
+    """Apply ``build(line, row, where)`` to every well-formed record of :func:`read_manifest`; a bad one
+    (malformed, or ``build`` raising DataError) raises, or, when ``errors`` is a list, is appended to it and
+    skipped."""
     out = []
     for n, row in rows:
-        where = row_where(path, n)
+        where = line_where(path, n)
         try:
             if isinstance(row, str):
                 raise DataError(where, row)

@@ -28,7 +28,7 @@ def open_dataset(path: str | os.PathLike[str], format: DatasetFormat = "auto", c
     picks the image key), a CSV manifest or a folder holding ``manifest.csv`` (header with
     ``directory``: frame folders; with ``path``: videos), a single video file, a folder of images.
     A single video or image folder is one episode whose annotation is ``text`` (required there,
-    refused elsewhere). ``errors``: when a list, bad manifest rows are appended to it and skipped
+    refused elsewhere). ``errors``: when a list, bad manifest records are appended to it and skipped
     instead of raising. Raises DataError naming the path when nothing matches.
     """
     p = Path(path)

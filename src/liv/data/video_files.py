@@ -255,8 +255,9 @@ def read_video_manifest(path: str | os.PathLike[str], errors: list[DataError] | 
 
     No video is opened here. A missing required column raises DataError naming the file; a bad row
     (empty path, non-integer or negative start_frame/end_frame, end_frame <= start_frame) raises
-    DataError naming ``manifest.csv row N`` (1-based data row), or, when ``errors`` is a list, is
-    appended to it and skipped.
+    DataError naming ``manifest.csv line N`` (the file's 1-based line, header = line 1), or, when
+    ``errors`` is a list, is appended to it and skipped. Each episode's ``manifest`` and
+    ``manifest_line`` say where it was listed.
     """
     manifest = manifest_path(path)
     _, rows = read_manifest(manifest, ("path", "text"))
@@ -271,7 +272,8 @@ def read_video_manifest(path: str | os.PathLike[str], errors: list[DataError] | 
             raise DataError(where, f"end_frame {end} must be greater than start_frame {start}")
         meta = {k: v for k, v in row.items() if k not in ("path", "text", "start_frame", "end_frame", "")}
         frames = VideoFrames(manifest.parent / file, start, None if end == -1 else end)
-        return Episode(frames=frames, text=row["text"], source=where, meta=meta)
+        return Episode(frames=frames, text=row["text"], source=where, meta=meta, manifest=str(manifest),
+                       manifest_line=n)
 
     return EpisodeDataset(collect_rows(rows, manifest, build, errors), root=str(manifest.parent), format="video")
 

@@ -46,7 +46,10 @@ class RewardArgs:
     """Animation container: mp4 (H.264, streamed) or gif (held in memory; for short clips)."""
     data: Path | None = field(default=None, metadata={"path": "exists"})
     """Instead of INPUT: score every episode of this dataset against its own text (and the --goal texts and
-    --goal-image images) and write a tidy parquet to --out (columns episode, task, frame, goal, value, reward)."""
+    --goal-image images) and write a tidy parquet to --out, one row per episode, goal and frame: episode, task
+    (its text), frame, goal, value, reward, and where the episode came from: source (its video file, frame
+    folder or LeRobot file and episode), manifest and manifest_line (the file listing it and the 1-based line
+    there, header = line 1), episode_index (LeRobot's own; null for other formats)."""
     scale: Literal["similarity", "value"] = "similarity"
     """similarity: S = cos(phi(o), goal) in [-1, 1]; value: S / (1 - gamma), the units of LIV's value."""
     gamma: float = field(default=0.98, metadata={"gt": 0, "lt": 1})
@@ -80,7 +83,8 @@ class EvaluateArgs:
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     max_episodes_per_task: int | None = field(default=None, metadata={"min": 1})
-    """Evaluate at most this many episodes of each task (the first ones); default all."""
+    """Evaluate at most this many episodes of each task and outcome (the first N successes, N failures and N
+    without a flag, so AUROC survives); what is dropped is said on stderr and in metrics.json; default all."""
     episodes_per_task: int = field(default=3, metadata={"min": 0})
     """Episodes per task whose curves the report plots."""
     format: DataFormat = "auto"
@@ -108,7 +112,7 @@ class CompareArgs:
     strict_text: bool = False
     """Refuse (exit 2) a text longer than the model's context (77 tokens) instead of cutting it with a warning."""
     max_episodes_per_task: int | None = field(default=None, metadata={"min": 1})
-    """Evaluate at most this many episodes of each task; default all."""
+    """Evaluate at most this many episodes of each task and outcome (as `liv evaluate`); default all."""
     format: DataFormat = "auto"
     """Dataset format: auto, frames, video or lerobot."""
     camera: str | None = None
@@ -211,7 +215,7 @@ def run_reward(args: RewardArgs) -> int:
     """`liv reward`: one input -> rewards.csv, rewards.png (and an animation); or --data -> parquet.
 
     Raises ValueError naming the option for a bad or contradictory option (checked before the model is
-    loaded), DataError naming the file and row for bad data (an episode without text and no --goal).
+    loaded), DataError naming the file and line for bad data (an episode without text and no --goal).
     """
     import liv
     from liv.data.images import read_image
@@ -222,7 +226,9 @@ def run_reward(args: RewardArgs) -> int:
     if (args.input is None) == (args.data is None):
         raise ValueError("give exactly one of INPUT (a video, image folder or dataset) and --data DATASET")
     if args.data is not None:
-        return _reward_dataset(args)
+        from liv.eval.reward_table import write_reward_table
+
+        return write_reward_table(args)
     assert args.input is not None
     check_path(args.out, "out_dir", "--out")  # a folder here, a file with --data
     single = _is_single(args.input)
@@ -273,6 +279,8 @@ def run_reward(args: RewardArgs) -> int:
                                ylabel=ylabel, progress=True)
         written.append(anim.name)
     print(f"{len(episode)} frames at {fps:g} fps, {len(labels)} goal(s): wrote {', '.join(written)} in {out}")
+    listed = f" (listed at {episode.source})" if episode.manifest is not None else ""
+    print(f"  episode {args.episode}: {episode.frames.describe()}{listed}")
     for g, label in enumerate(labels):
         print(f"  {label}: {prefix} {scores[0, g]:.4f} -> {scores[-1, g]:.4f}, "
               f"total reward {scores[-1, g] - scores[0, g]:+.4f}")
@@ -281,57 +289,6 @@ def run_reward(args: RewardArgs) -> int:
 
 def _clip(text: str, n: int = 90) -> str:
     return text if len(text) <= n else "\u2026" + text[-(n - 1):]
-
-
-def _reward_dataset(args: RewardArgs) -> int:
-    """--data mode: every episode against its own text and the extra goals -> one tidy parquet file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import torch
-    from tqdm.auto import tqdm
-
-    import liv
-    from liv.data.images import read_image
-    from liv.reward import scores_from_embeddings
-
-    assert args.data is not None
-    if args.out.suffix.lower() != ".parquet":
-        raise ValueError(f"with --data, --out must be a .parquet file, got {args.out}")
-    check_path(args.out, "out_file", "--out")
-    dataset = _open(args.data, args.format, args.camera)
-    blank = next((e for e in dataset if not e.text.strip()), None)
-    if blank is not None:  # every episode is scored against its own text
-        raise DataError(blank.source, "the episode has an empty text")
-    goal_images = [(p.name, read_image(p)) for p in args.goal_image]  # before loading the model: fail fast
-    model = liv.load(args.model, device=args.device)
-    extras = list(dict.fromkeys(args.goal))
-    texts = list(dict.fromkeys(list(dataset.texts) + extras))
-    text_emb = dict(zip(texts, model.encode_texts(texts, strict_text=args.strict_text))) if texts else {}  # each once
-    image_goals = [(name, model.encode_images(image)[0]) for name, image in goal_images]
-    cols: dict[str, list] = {k: [] for k in ("episode", "task", "frame", "goal", "value", "reward")}
-    for index, episode in enumerate(tqdm(dataset, desc="episodes", unit="episode", disable=None, file=sys.stderr)):
-        if len(episode) == 0:
-            continue
-        goals = [episode.text] + [t for t in extras if t != episode.text]
-        names = goals + [name for name, _ in image_goals]
-        goal_emb = torch.stack([text_emb[t] for t in goals] + [e for _, e in image_goals])
-        frame_emb = embed_episode(model, episode, args.batch_size, progress=False)
-        v = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
-        n = len(episode)
-        for g, name in enumerate(names):
-            cols["episode"] += [index] * n
-            cols["task"] += [episode.text] * n
-            cols["frame"] += range(n)
-            cols["goal"] += [name] * n
-            cols["value"] += v[:, g].tolist()
-            cols["reward"] += (v[1:, g] - v[:-1, g]).tolist() + [None]  # leaving frame t; none after the last
-    table = pa.table({"episode": pa.array(cols["episode"], pa.int64()), "task": pa.array(cols["task"], pa.string()),
-                      "frame": pa.array(cols["frame"], pa.int64()), "goal": pa.array(cols["goal"], pa.string()),
-                      "value": pa.array(cols["value"], pa.float64()), "reward": pa.array(cols["reward"], pa.float64())})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, args.out)
-    print(f"wrote {args.out}: {table.num_rows} rows ({len(dataset)} episodes, scale {args.scale})")
-    return 0
 
 
 # ------------------------------------------------------------------------------------------- evaluate, compare
@@ -349,7 +306,7 @@ def _summary(results: dict[str, Any]) -> str:
 def run_evaluate(args: EvaluateArgs) -> int:
     """`liv evaluate`: metrics.json and report.html for one model on one dataset.
 
-    Raises ValueError naming the option for a bad option, DataError naming the file and row for bad data.
+    Raises ValueError naming the option for a bad option, DataError naming the file and line for bad data.
     """
     import liv
     from liv.eval.metrics import evaluate_dataset
@@ -361,12 +318,20 @@ def run_evaluate(args: EvaluateArgs) -> int:
     results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                                max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
                                progress=True, strict_text=args.strict_text)
+    _say_dropped(results)
     results["model"]["path"] = str(args.model)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
                           title=f"LIV reward report: {args.model.name}")
     print(_summary(results))
     print(f"wrote {args.out / 'metrics.json'} and {report}")
     return 0
+
+
+def _say_dropped(results: dict[str, Any]) -> None:
+    """One line on stderr when --max-episodes-per-task left episodes out (counts per outcome; metrics.json too)."""
+    note = results["dataset"]["selection"]["note"]
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def model_labels(paths: list[Path]) -> list[str]:
@@ -381,7 +346,7 @@ def model_labels(paths: list[Path]) -> list[str]:
 def run_compare(args: CompareArgs) -> int:
     """`liv compare`: every model evaluated on the same dataset -> compare.json and compare.html.
 
-    Raises ValueError naming the option for a bad option, DataError naming the file and row for bad data.
+    Raises ValueError naming the option for a bad option, DataError naming the file and line for bad data.
     """
     import liv
     from liv.eval.metrics import evaluate_dataset
@@ -397,6 +362,8 @@ def run_compare(args: CompareArgs) -> int:
         r = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                              max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
                              progress=True, strict_text=args.strict_text)
+        if not results:  # every model sees the same episodes: said once
+            _say_dropped(r)
         r["model"]["path"] = str(path)
         results[label] = r
         print(f"{label}: {_summary(r)}")

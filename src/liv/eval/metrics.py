@@ -163,6 +163,43 @@ def _json_matrix(m: np.ndarray) -> list[list[float | None]]:
     return [[None if np.isnan(x) else float(x) for x in row] for row in m]
 
 
+_OUTCOMES = {True: "success", False: "failure", None: "unknown"}
+
+
+def select_episodes(dataset: EpisodeDataset, max_per_task: int | None) -> tuple[list[int], dict[str, Any]]:
+    """The episodes to evaluate -> (their indices in dataset order, what was kept and dropped).
+
+    A task is a distinct episode text. With ``max_per_task`` N, each task keeps its first N episodes *of
+    each outcome* (success, failure, unknown: ``Episode.succeeded`` True, False, None), so a task whose
+    failures come after its successes keeps both and its AUROC can still be measured; None keeps all.
+    The second value is JSON-ready: ``max_episodes_per_task`` (N or None), ``kept`` and ``dropped``
+    ({outcome: episodes} over all tasks) and ``note`` (one line saying what was dropped, or None).
+    """
+    if max_per_task is not None and max_per_task < 1:
+        raise ValueError(f"max_per_task must be >= 1 or None, got {max_per_task}")
+    taken: dict[tuple[str, str], int] = {}
+    kept = dict.fromkeys(_OUTCOMES.values(), 0)
+    dropped = dict(kept)
+    selected = []
+    for index, ep in enumerate(dataset):
+        outcome = _OUTCOMES[ep.succeeded]
+        key = (ep.text, outcome)
+        if max_per_task is None or taken.get(key, 0) < max_per_task:
+            taken[key] = taken.get(key, 0) + 1
+            kept[outcome] += 1
+            selected.append(index)
+        else:
+            dropped[outcome] += 1
+    note = None
+    if any(dropped.values()):
+        def counts(c: dict[str, int]) -> str:
+            return ", ".join(f"{o} {n}" for o, n in c.items() if n) or "none"
+
+        note = (f"max_episodes_per_task {max_per_task} (per task and outcome): kept {counts(kept)}; dropped "
+                f"{counts(dropped)} of {len(dataset)} episodes")
+    return selected, {"max_episodes_per_task": max_per_task, "kept": kept, "dropped": dropped, "note": note}
+
+
 def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequence[str] = (),
                      max_episodes_per_task: int | None = None, batch_size: int = 64,
                      progress: bool = False, strict_text: bool = False) -> dict[str, Any]:
@@ -174,14 +211,17 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
     than the model's context is cut with a ``liv.TextTruncatedWarning``, or with ``strict_text`` refused
     with ValueError before any frame is read.
 
-    Which episodes count: the first ``max_episodes_per_task`` of each task (all if None) are *selected*;
+    Which episodes count: the first ``max_episodes_per_task`` of each task *and outcome* (success, failure,
+    unknown; all if None) are *selected* (:func:`select_episodes`, so failures listed last are not lost);
     when any selected episode carries success flags (``Episode.succeeded`` not None), only successful ones
     are *evaluated* for VOC / negative rate / alignment / confusion matrix, else all selected ones are.
     AUROC uses every selected episode with a flag, per task having both outcomes.
 
     Keys of the result:
         scale: "similarity".
-        dataset: root, format, num_episodes, num_selected, num_evaluated, success_flags (bool).
+        dataset: root, format, num_episodes, num_selected, num_evaluated, success_flags (bool), selection
+            (what ``max_episodes_per_task`` kept and dropped per outcome, and its one-line note or None;
+            see :func:`select_episodes`).
         model: preset, embed_dim, image_resolution.
         tasks: the K task texts (row order); goal_texts: tasks + extra goals (column order, C texts).
         overall: num_episodes (evaluated), text_goal and image_goal {voc, negative_rate, alignment}
@@ -202,13 +242,7 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
     tasks = list(dict.fromkeys(e.text for e in dataset))
     task_of = {t: i for i, t in enumerate(tasks)}
     goal_texts = tasks + [g for g in dict.fromkeys(extra_goals) if g not in task_of]
-    taken = [0] * len(tasks)
-    selected = []
-    for index, ep in enumerate(dataset):
-        k = task_of[ep.text]
-        if max_episodes_per_task is None or taken[k] < max_episodes_per_task:
-            taken[k] += 1
-            selected.append(index)
+    selected, selection = select_episodes(dataset, max_episodes_per_task)
     has_flags = any(dataset[i].succeeded is not None for i in selected)
     text_emb = model.encode_texts(goal_texts, strict_text=strict_text) if goal_texts else None
 
@@ -281,7 +315,8 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
     return {
         "scale": "similarity",
         "dataset": {"root": str(dataset.root), "format": dataset.format, "num_episodes": len(dataset),
-                    "num_selected": len(episodes), "num_evaluated": len(evaluated), "success_flags": has_flags},
+                    "num_selected": len(episodes), "num_evaluated": len(evaluated), "success_flags": has_flags,
+                    "selection": selection},
         "model": {"preset": model.config.preset, "embed_dim": model.embed_dim,
                   "image_resolution": model.image_resolution},
         "tasks": tasks,

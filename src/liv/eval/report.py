@@ -201,10 +201,12 @@ def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None =
     """HTML fragments of one model's report (data note, metrics, confusion matrices, curves), no title."""
     d, ov, conf = results["dataset"], results["overall"], results["confusion"]
     model = results.get("model", {})
+    dropped = (d.get("selection") or {}).get("note")  # what --max-episodes-per-task left out, if anything
     parts = [f'<p class="note">Data: {html.escape(str(d["root"]))} ({html.escape(str(d["format"]))}), '
              f'{d["num_episodes"]} episodes, {len(results["tasks"])} tasks; {d["num_evaluated"]} evaluated '
              f'({"successful episodes only" if d["success_flags"] else "no success flags: all episodes"}). '
-             f'Model: {html.escape(str(model.get("path") or model.get("preset") or "unnamed"))}, '
+             + (f'Selection: {html.escape(dropped)}. ' if dropped else "")
+             + f'Model: {html.escape(str(model.get("path") or model.get("preset") or "unnamed"))}, '
              f'{model.get("embed_dim", "?")}-d embeddings.</p>',
              "<h2>Metrics</h2>", _metrics_table(results),
              '<p class="note">VOC: Spearman correlation of the value with time (1 = always rising). Negative '
