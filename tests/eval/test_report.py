@@ -138,6 +138,8 @@ def test_compare_page_links_only_files_it_wrote_and_shows_figures(tmp_path, resu
     assert len(embedded_images(page)) == len(names) + len(shown)
     sub = (tmp_path / "models" / "base" / "report.html").read_text(encoding="utf-8")
     assert "LIV reward report: base" in sub and len(embedded_images(sub)) == 2 + 2 * len(TASKS)
+    back = [r for r in parse(sub).refs if not r.startswith("data:")]
+    assert back == ["../../compare.html"] and (tmp_path / "models" / "base" / back[0]).resolve() == path.resolve()
     data = json.loads((tmp_path / "compare.json").read_text())
     assert list(data) == names and data[names[0]]["overall"]["text_goal"]["voc"] == 0.75
 

@@ -50,8 +50,13 @@ def test_each_goal_has_its_own_axes_fitted_to_its_data_and_a_reward_panel():
     assert "clip.mp4" in suptitle and "open the drawer" in suptitle
 
 
-def test_titles_and_labels_cover_no_data_area():
-    fig = reward_figure(T, CURVES, "frames episode 4 (manifest.csv row 5)", text="open the drawer",
+@pytest.mark.parametrize("long", [False, True])
+def test_titles_and_labels_cover_no_data_area(long):
+    curves = CURVES
+    if long:  # a long instruction and file name must not run into the axes' other titles
+        text = "pick up the red block and place it carefully inside the top drawer, then close the drawer"
+        curves = {f"text goal \u201c{text}\u201d": CURVES[next(iter(CURVES))], "image goal " + "x" * 90 + ".png": T}
+    fig = reward_figure(T, curves, "frames episode 4 (manifest.csv row 5)", text="open the drawer " * 12,
                         strip=np.zeros((10, 60, 3), np.uint8))
     renderer = fig.canvas.get_renderer()
     fig.canvas.draw()
@@ -60,11 +65,10 @@ def test_titles_and_labels_cover_no_data_area():
     assert all(ax.get_legend() is None for ax in fig.axes)  # goals are named by their axes' titles instead
     texts = [fig._suptitle] + [ax.title for ax in plots] + [ax._left_title for ax in plots] \
         + [ax._right_title for ax in plots]
-    for text in texts:
-        if not text.get_text():
-            continue
-        box = text.get_window_extent(renderer)
-        assert not any(overlaps(box, area) for area in areas), text.get_text()
+    boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in texts if text.get_text()]
+    for k, (name, box) in enumerate(boxes):
+        assert not any(overlaps(box, area) for area in areas), name
+        assert not any(overlaps(box, other) for _, other in boxes[k + 1:]), name  # titles clear of each other
     for a in range(len(areas)):  # no two panels overlap either
         assert not any(overlaps(areas[a], areas[b]) for b in range(a + 1, len(areas)))
 

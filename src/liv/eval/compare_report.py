@@ -65,7 +65,8 @@ def write_compare(results_by_model: Mapping[str, Mapping[str, Any]], out_dir: st
     if model_pages:
         for name, folder in zip(results_by_model, folder_names(list(results_by_model))):
             page = write_report(results_by_model[name], out / MODEL_PAGES / folder, dataset=dataset,
-                                title=f"LIV reward report: {name}")
+                                title=f"LIV reward report: {name}",
+                                up=("../../compare.html", f"\u2190 {title}: all {len(results_by_model)} models"))
             links[name] = page.relative_to(out).as_posix()
     path = out / "compare.html"
     body = [f"<h1>{html.escape(title)}</h1>", *compare_sections(results_by_model, links)]
@@ -132,7 +133,7 @@ def _confusion_section(results_by_model: Mapping[str, Mapping[str, Any]]) -> lis
         conf = r["confusion"]
         retrieval = fmt_cell(r["overall"]["retrieval_accuracy"]["final"])
         fig = confusion_figure(conf["final"], conf["rows"], conf["columns"],
-                               f"{short_label(name, 40)}: retrieval accuracy {retrieval}")
+                               f"{short_label(name, 40)}\nretrieval accuracy {retrieval} (final frame)")
         parts.append(img_tag(fig, f"confusion matrix of {name}"))
     parts.append("</div>")
     return parts
@@ -178,7 +179,7 @@ def compare_curves_figure(episode_by_model: Mapping[str, Mapping[str, Any]]) -> 
     per-episode dict of :func:`liv.eval.metrics.evaluate_dataset` (with curves), all of one episode."""
     names = list(episode_by_model)
     first = episode_by_model[names[0]]
-    fig = new_figure(0.6 + 3.3 * len(names), 4.4)
+    fig = new_figure(0.5 + 3.0 * len(names), 4.4)  # two models: 650 px, two figures to a 1400 px page
     fig.set_layout_engine("constrained", h_pad=0.05, w_pad=0.05)
     axes = fig.subplots(2, len(names), sharex=True, squeeze=False)
     for c, name in enumerate(names):

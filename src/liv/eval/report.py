@@ -158,13 +158,15 @@ def write_json(obj: Any, path: Path) -> None:
 
 
 def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike, dataset: EpisodeDataset | None = None,
-                 episodes_per_task: int = 3, title: str = "LIV reward report") -> Path:
+                 episodes_per_task: int = 3, title: str = "LIV reward report",
+                 up: tuple[str, str] | None = None) -> Path:
     """Write ``metrics.json`` (the results without curves) and a self-contained ``report.html``.
 
     ``results`` is :func:`liv.eval.metrics.evaluate_dataset`'s dict (with its curves). The report shows the
     metrics table, the language confusion matrices (final-frame and mean value) and, per task, the curves
     of ``episodes_per_task`` episodes (evaluated ones, the last slot going to a failed episode if the task
-    has one); with the ``dataset`` the curves get a strip of frames above them. Returns the path of ``report.html``.
+    has one); with the ``dataset`` the curves get a strip of frames above them. ``up`` = (relative address,
+    text) links the page to the one it belongs to (a comparison). Returns the path of ``report.html``.
     """
     from liv.eval.metrics import without_curves
 
@@ -173,6 +175,8 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike, dataset
     write_json(without_curves(dict(results)), out / "metrics.json")
     path = out / "report.html"
     body = [f"<h1>{html.escape(title)}</h1>", *report_sections(results, dataset, episodes_per_task)]
+    if up is not None:
+        body.insert(1, f'<p class="note"><a href="{html.escape(up[0])}">{html.escape(up[1])}</a></p>')
     path.write_text(html_page(title, "\n".join(body)), encoding="utf-8")
     return path
 

@@ -93,7 +93,7 @@ def reward_figure(times: Any, curves: Mapping[str, Any], title: str, text: str =
         shared = shared or s_ax
         r_ax = fig.add_subplot(grid[first + g, 1], gid="reward", sharex=shared)
         s_ax.plot(t, v, color=colour, linewidth=1.6, gid=f"similarity:{label}")
-        s_ax.set_title(short_label(label, 80), loc="left", fontsize=9, color=colour)
+        s_ax.set_title(short_label(label, 60), loc="left", fontsize=9, color=colour)
         s_ax.set_title(f"{v[0]:.4f} \u2192 {v[-1]:.4f} (\u0394 {v[-1] - v[0]:+.3g})", loc="right",
                        fontsize=8, color="#555")
         s_ax.set_ylabel(ylabel, fontsize=8)
