@@ -129,7 +129,8 @@ def _metric_row(label: str, r: Mapping[str, Any], n: str) -> str:
     cells = [n]
     for goal in ("text_goal", "image_goal"):
         cells += [fmt_cell(r[goal]["voc"]), fmt_cell(r[goal]["negative_rate"]), fmt_cell(r[goal]["alignment"])]
-    cells += [fmt_cell(r["retrieval_accuracy"]["final"]), fmt_cell(r["retrieval_accuracy"]["mean"]), fmt_cell(r["auroc"])]
+    cells += [fmt_cell(r["retrieval_accuracy"]["final"]), fmt_cell(r["retrieval_accuracy"]["mean"]),
+              fmt_cell(r["auroc"])]
     return f'<tr><td class="label">{html.escape(label)}</td>' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
@@ -197,7 +198,8 @@ def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None =
         parts.append("<h2>Language confusion matrix</h2>")
         parts.append(f'<p class="note">Row: the task of the episodes; column: the goal text; cell: mean '
                      f"similarity (outlined: own text). Retrieval accuracy per episode: final "
-                     f'{fmt_cell(ov["retrieval_accuracy"]["final"])}, mean {fmt_cell(ov["retrieval_accuracy"]["mean"])}; '
+                     f'{fmt_cell(ov["retrieval_accuracy"]["final"])}, '
+                     f'mean {fmt_cell(ov["retrieval_accuracy"]["mean"])}; '
                      f'per task row: final {fmt_cell(ov["task_retrieval_accuracy"]["final"])}, '
                      f'mean {fmt_cell(ov["task_retrieval_accuracy"]["mean"])}.</p><div class="grid pair">')
         for variant, label in (("final", "final-frame value"), ("mean", "mean value over the episode")):
