@@ -193,7 +193,8 @@ def run_demo(args: DemoArgs) -> int:
     from liv.eval.figures import png_img_tag
     from liv.eval.metrics import evaluate_dataset, without_curves
     from liv.eval.pair_figure import plot_pair_figure
-    from liv.eval.report import compare_sections, html_page, report_sections
+    from liv.eval.compare_report import compare_sections
+    from liv.eval.report import html_page, report_sections
 
     if len(args.tasks) < 2:
         raise ValueError(f"liv demo needs at least 2 tasks (language retrieval chooses among them), got {args.tasks}")

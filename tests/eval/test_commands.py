@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ pytest.importorskip("matplotlib")
 
 import liv  # noqa: E402
 from liv.cli_args import add_dataclass_arguments, dataclass_from_args  # noqa: E402
-from liv.eval.commands import (CompareArgs, EvaluateArgs, RewardArgs, model_labels,  # noqa: E402
-                               run_compare, run_evaluate, run_reward, slug)
+from liv.eval.commands import (CompareArgs, EvaluateArgs, RewardArgs, run_compare, run_evaluate,  # noqa: E402
+                               run_reward, slug)
+from liv.eval.labels import model_labels  # noqa: E402
 
 FPS = 8
 
@@ -75,7 +77,7 @@ def test_reward_on_a_video(files, tmp_path, capsys):
         assert np.isnan(table[-1, col + 1])  # no step leaves the last frame
     assert table[-1, 4] == pytest.approx(1.0, abs=1e-5)  # the goal image is the last frame
     with Image.open(out / "rewards.png") as im:
-        assert im.size == (1000, 500)
+        assert im.size[0] == 1200 and im.size[1] > 500  # a frame strip above one row per goal
     assert len(decode(out / "rewards.mp4")) == 10
     out = capsys.readouterr().out
     assert "10 frames at 8 fps" in out and f"  episode 0: {files['video']}\n" in out
@@ -144,7 +146,12 @@ def test_evaluate_and_compare(files, tmp_path, capsys):
     assert all(d["dataset"]["num_evaluated"] == 2 for d in data.values())
     # The two models are different random networks: their text-goal VOC differs.
     assert data[labels[0]]["overall"]["text_goal"] != data[labels[1]]["overall"]["text_goal"]
-    assert (cmp_out / "compare.html").read_text().count("<th>") >= 3
+    page = (cmp_out / "compare.html").read_text()
+    assert labels == [files["root"].name, "other"]  # the run folders, not the generic "model"
+    refs = re.findall(r'(?:href|src)="([^"]+)"', page)
+    local = [r for r in refs if not r.startswith("data:")]
+    assert len(local) >= 2 and all((cmp_out / r).is_file() for r in local)
+    assert page.count('src="data:image/png') == 2 + 2  # a confusion matrix per model, curves of 2 episodes
 
 
 def test_max_episodes_per_task_keeps_failures_and_says_what_it_dropped(files, tmp_path, capsys):
@@ -173,7 +180,7 @@ def test_max_episodes_per_task_keeps_failures_and_says_what_it_dropped(files, tm
 
 def test_helpers_and_errors(files, tmp_path):
     assert slug("Open the drawer!") == "open_the_drawer" and slug("???") == "goal"
-    assert model_labels([Path("a/final"), Path("b/final")]) == ["a/final", "b/final"]
+    assert model_labels([Path("a/final"), Path("b/final")]) == ["a", "b"]
     with pytest.raises(ValueError, match="exactly one"):
         run_reward(RewardArgs(model=files["model_dir"], out=tmp_path))
     with pytest.raises(ValueError, match="--goal"):

@@ -1,4 +1,4 @@
-"""HTML report, comparison page, curve plots and animations."""
+"""`liv evaluate`'s HTML report and the opposite-pair figure."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ pytest.importorskip("matplotlib")
 import liv  # noqa: E402
 from liv.data.episodes import ArrayFrames, Episode, EpisodeDataset  # noqa: E402
 from liv.eval.metrics import evaluate_dataset, without_curves  # noqa: E402
-from liv.eval.report import plot_reward_curves, write_compare, write_report, write_reward_animation  # noqa: E402
+from liv.eval.compare_report import compare_curves_figure, shared_episodes, write_compare  # noqa: E402
+from liv.eval.report import write_report  # noqa: E402
 
 TASKS = ["open the <b>drawer</b>", "close the drawer"]  # markup in a task text must come out escaped
 
@@ -73,43 +75,6 @@ def test_report_without_dataset_or_success_flags(tmp_path, dataset):
     assert "no success flags" in page
 
 
-def test_compare_page(tmp_path, results):
-    other = json.loads(json.dumps(results))
-    other["overall"]["text_goal"]["voc"] = 0.75
-    path = write_compare({"model_a": results, "model_b": other}, tmp_path)
-    page = path.read_text(encoding="utf-8")
-    assert "<th>model_a</th><th>model_b</th>" in page
-    assert "<td><b>0.750</b></td>" in page  # the better VOC is bold
-    data = json.loads((tmp_path / "compare.json").read_text())
-    assert list(data) == ["model_a", "model_b"] and data["model_b"]["overall"]["text_goal"]["voc"] == 0.75
-
-
-def test_plot_reward_curves_size_and_shape_check(tmp_path):
-    t = np.arange(7) / 10
-    path = plot_reward_curves(t, {"open the drawer": np.linspace(0, 1, 7), "goal.png": np.ones(7)},
-                              tmp_path / "sub" / "r.png", title="t")
-    with Image.open(path) as im:
-        assert im.size == (1000, 500)
-    with pytest.raises(ValueError, match="shape"):
-        plot_reward_curves(t, {"x": np.ones(6)}, tmp_path / "bad.png", title="t")
-
-
-@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
-def test_animation_has_one_frame_per_input_frame(tmp_path, suffix):
-    frames = np.random.default_rng(1).integers(0, 256, (7, 30, 40, 3), dtype=np.uint8)
-    curves = {"a": np.linspace(0, 1, 7), "b": np.linspace(1, 0, 7)}
-    path = write_reward_animation(lambda idx: frames[idx], 7, np.arange(7) / 5, curves, tmp_path / f"a{suffix}",
-                                  fps=5)
-    if suffix == ".gif":
-        with Image.open(path) as im:
-            assert (im.n_frames, im.size) == (7, (1000, 400))
-    else:
-        av = pytest.importorskip("av")
-        with av.open(str(path)) as c:
-            decoded = list(c.decode(video=0))
-        assert len(decoded) == 7 and (decoded[0].width, decoded[0].height) == (1000, 400)
-
-
 def test_pair_figure_curves_and_episode_choice(tmp_path, dataset):
     from liv.eval.pair_figure import first_episode_of, pair_curves, plot_pair_figure
 
@@ -130,3 +95,70 @@ def test_pair_figure_curves_and_episode_choice(tmp_path, dataset):
     assert Image.open(path).size == (960, 520)  # (1 + 2 models) columns x 2 rows at 320 x 260 px
     with pytest.raises(ValueError, match="no successful episode of 'x'"):
         plot_pair_figure({"a": model}, dataset, (TASKS[0], "x"), tmp_path / "bad.png")
+
+
+class _Links(HTMLParser):
+    """Every href and src of a page, and its <img> alt texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs, self.alts = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.refs += [a[k] for k in ("href", "src") if a.get(k)]
+        if tag == "img":
+            self.alts.append(a.get("alt", ""))
+
+
+def parse(page: str) -> _Links:
+    parser = _Links()
+    parser.feed(page)
+    return parser
+
+
+def test_compare_page_links_only_files_it_wrote_and_shows_figures(tmp_path, results, dataset):
+    other = json.loads(json.dumps(results))
+    other["overall"]["text_goal"]["voc"] = 0.75
+    names = ["ft/step_00000600", "base"]
+    path = write_compare({names[0]: other, names[1]: results}, tmp_path, dataset=dataset)
+    page = path.read_text(encoding="utf-8")
+    links = parse(page)
+    local = [r for r in links.refs if not r.startswith("data:")]
+    assert local and all((tmp_path / r).is_file() for r in local)  # no link to a page that was not written
+    assert {f"models/{f}/report.html" for f in ("ft_step_00000600", "base")} <= set(local)
+    assert "<td><b>0.750</b></td>" in page  # the better VOC is bold
+    for name in names:
+        assert f">{name}</a></th>" in page
+        assert f"confusion matrix of {name}" in links.alts
+    shown = shared_episodes({"a": results}, per_task=1)
+    assert shown == [0, 2]  # the first evaluated (successful) episode of each task
+    assert [a for a in links.alts if a.startswith("reward curves")] == [
+        f"reward curves of episode {i}, per model" for i in shown]
+    assert len(embedded_images(page)) == len(names) + len(shown)
+    sub = (tmp_path / "models" / "base" / "report.html").read_text(encoding="utf-8")
+    assert "LIV reward report: base" in sub and len(embedded_images(sub)) == 2 + 2 * len(TASKS)
+    back = [r for r in parse(sub).refs if not r.startswith("data:")]
+    assert back == ["../../compare.html"] and (tmp_path / "models" / "base" / back[0]).resolve() == path.resolve()
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert list(data) == names and data[names[0]]["overall"]["text_goal"]["voc"] == 0.75
+
+    bare = write_compare({"a": results}, tmp_path / "bare", model_pages=False).read_text(encoding="utf-8")
+    assert not [r for r in parse(bare).refs if not r.startswith("data:")]
+    assert not (tmp_path / "bare" / "models").exists()
+
+
+def test_compare_curves_put_each_model_in_its_own_column(results):
+    other = json.loads(json.dumps(results))
+    ep = other["episodes"][0]
+    ep["curves"]["text"] = [10 * x for x in ep["curves"]["text"]]  # another model, another range
+    fig = compare_curves_figure({"a": results["episodes"][0], "b": ep})
+    assert len(fig.axes) == 4
+    for ax, name, source in ((fig.axes[0], "a", results["episodes"][0]), (fig.axes[1], "b", ep)):
+        line = next(x for x in ax.get_lines() if x.get_gid() == f"text:{name}")
+        v = np.asarray(source["curves"]["text"])
+        np.testing.assert_allclose(line.get_ydata(), v)
+        lo, hi = ax.get_ylim()
+        assert lo <= v.min() and hi >= v.max() and hi - lo < 1.5 * (v.max() - v.min())
+        assert ax.get_title(loc="left") == name
+    assert TASKS[0] in fig.get_suptitle()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from liv.cli_args import check_fields, check_path
 from liv.data.episodes import DataError
+from liv.eval.labels import model_labels
 from liv.models.devices import device_problem
 
 if TYPE_CHECKING:  # numpy, torch, PIL: imported where used, so that `liv reward --help` starts fast
@@ -102,7 +103,7 @@ class CompareArgs:
     """Evaluate several models on one dataset and put their metrics side by side (compare.json, compare.html)."""
 
     models: list[Path] = field(metadata={"path": "exists"})
-    """Models to compare (any format `liv info` reads); labelled by file or folder name."""
+    """Models to compare (any format `liv info` reads); labelled by run: runs/ft/model -> ft."""
     data: Path = field(metadata={"path": "exists"})
     """Dataset: manifest.csv (or its folder) of frame folders or videos, or a LeRobot root."""
     out: Path = field(metadata={"path": "out_dir"})
@@ -219,7 +220,8 @@ def run_reward(args: RewardArgs) -> int:
     """
     import liv
     from liv.data.images import read_image
-    from liv.eval.report import plot_reward_curves, write_reward_animation
+    from liv.eval.figures import short_label
+    from liv.eval.reward_figure import episode_title, frame_strip, plot_reward_figure, write_reward_animation
     from liv.reward import embed_goals, scores_from_embeddings
 
     check_fields(args, as_options=True)
@@ -267,15 +269,18 @@ def run_reward(args: RewardArgs) -> int:
                 reward = f"{scores[t + 1, g] - scores[t, g]:.9g}" if t + 1 < len(episode) else ""
                 row += [f"{scores[t, g]:.9g}", reward]
             writer.writerow(row)
-    names = _unique(texts + [p.name for p in args.goal_image])  # legend keys: one per goal
+    # Row titles of the figure, one per goal; a lone video has no text of its own, only goals.
+    names = _unique([f"text goal \u201c{t}\u201d" for t in texts] + [f"image goal {p.name}" for p in args.goal_image])
     ylabel = "similarity S" if args.scale == "similarity" else f"value S / (1 - {args.gamma:g})"
     curves = {name: scores[:, g] for g, name in enumerate(names)}
-    title = f"{episode.frames.describe()}"
-    plot_reward_curves(times, curves, out / "rewards.png", title=_clip(title), ylabel=ylabel)
+    title, text = episode_title(episode, dataset.root, args.episode, single), "" if single else episode.text
+    plot_reward_figure(times, curves, out / "rewards.png", title=title, text=text, ylabel=ylabel,
+                       strip=frame_strip(episode.read, len(episode)))
     written = ["rewards.csv", "rewards.png"]
     if args.animate:
         anim = out / f"rewards.{args.animation_format}"
-        write_reward_animation(episode.read, len(episode), times, curves, anim, fps=fps, title=_clip(title, 50),
+        write_reward_animation(episode.read, len(episode), times, curves, anim, fps=fps,
+                               title=short_label(title + (f": \u201c{text}\u201d" if text else ""), 110),
                                ylabel=ylabel, progress=True)
         written.append(anim.name)
     print(f"{len(episode)} frames at {fps:g} fps, {len(labels)} goal(s): wrote {', '.join(written)} in {out}")
@@ -285,10 +290,6 @@ def run_reward(args: RewardArgs) -> int:
         print(f"  {label}: {prefix} {scores[0, g]:.4f} -> {scores[-1, g]:.4f}, "
               f"total reward {scores[-1, g] - scores[0, g]:+.4f}")
     return 0
-
-
-def _clip(text: str, n: int = 90) -> str:
-    return text if len(text) <= n else "\u2026" + text[-(n - 1):]
 
 
 # ------------------------------------------------------------------------------------------- evaluate, compare
@@ -334,15 +335,6 @@ def _say_dropped(results: dict[str, Any]) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def model_labels(paths: list[Path]) -> list[str]:
-    """Short distinct labels for model paths: their names, or more of the path where names repeat."""
-    for depth in range(1, max((len(p.parts) for p in paths), default=1) + 1):
-        labels = ["/".join(p.parts[-depth:]) for p in paths]
-        if len(set(labels)) == len(labels):
-            return labels
-    return _unique([str(p) for p in paths])
-
-
 def run_compare(args: CompareArgs) -> int:
     """`liv compare`: every model evaluated on the same dataset -> compare.json and compare.html.
 
@@ -350,7 +342,7 @@ def run_compare(args: CompareArgs) -> int:
     """
     import liv
     from liv.eval.metrics import evaluate_dataset
-    from liv.eval.report import write_compare
+    from liv.eval.compare_report import write_compare
 
     check_fields(args, as_options=True)
     if not args.models:
@@ -367,6 +359,6 @@ def run_compare(args: CompareArgs) -> int:
         r["model"]["path"] = str(path)
         results[label] = r
         print(f"{label}: {_summary(r)}")
-    page = write_compare(results, args.out)
+    page = write_compare(results, args.out, dataset=dataset)
     print(f"wrote {args.out / 'compare.json'} and {page}")
     return 0

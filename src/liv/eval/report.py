@@ -1,4 +1,4 @@
-"""Self-contained HTML reports and PNG plots of LIV reward curves and metrics.
+"""`liv evaluate`'s self-contained HTML report of one model: metrics, confusion matrices, reward curves.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot global state, no display)
 and embedded in the HTML as base64 PNG, so ``report.html`` is one file that opens offline.
@@ -9,13 +9,13 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from liv.eval.figures import img_tag, new_figure, png_bytes, short_label
+from liv.eval.figures import img_tag, new_figure, short_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from liv.data.episodes import EpisodeDataset
 
 TEXT_COLOUR, IMAGE_COLOUR = "#1f77b4", "#d62728"
+METRICS_NOTE = ("VOC: Spearman correlation of the value with time (1 = always rising). Negative rate: fraction of "
+                "steps where the value falls. Alignment: Pearson correlation with t/T. Retrieval: fraction of "
+                "episodes whose own text scores highest among all goal texts. VOC alone is satisfied by any "
+                "monotone output; read it together with the confusion matrix.")
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px; color: #222;
@@ -34,36 +38,9 @@ table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 th { background: #f3f3f3; } td.label, th.label { text-align: left; max-width: 360px; }
 .grid { display: flex; flex-wrap: wrap; gap: 8px; } .grid img { border: 1px solid #eee; }
-.pair img { max-width: calc(50% - 8px); }
+.pair img { max-width: calc(50% - 8px); } .trio img { max-width: calc(33.3% - 8px); }
 img { max-width: 100%; height: auto; }
 """
-
-
-def plot_reward_curves(times: Sequence[float] | np.ndarray, curves: Mapping[str, Any], path: str | os.PathLike,
-                       title: str, xlabel: str = "time (s)", ylabel: str = "similarity S",
-                       size_px: tuple[int, int] = (1000, 500)) -> Path:
-    """Plot several (N,) curves over one (N,) time axis, labelled, to a PNG of exactly ``size_px`` pixels.
-
-    ``curves`` maps a legend label to its values (NumPy, torch or list); each must have N points, the
-    length of ``times`` (seconds, or frame indices with a matching ``xlabel``). Returns the path written.
-    """
-    t = np.asarray(times, dtype=np.float64)
-    fig = new_figure(size_px[0] / 100, size_px[1] / 100)
-    ax = fig.add_subplot()
-    for label, values in curves.items():
-        v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
-        if v.shape != t.shape:
-            raise ValueError(f"curve {label!r} has shape {v.shape}, the time axis {t.shape}")
-        ax.plot(t, v, label=short_label(label, 48), linewidth=1.8)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    if curves:
-        ax.legend(loc="best", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png_bytes(fig))
-    return path
 
 
 def _thumbnails(dataset: EpisodeDataset | None, index: int, count: int = 4) -> np.ndarray | None:
@@ -112,7 +89,9 @@ def _episode_figure(ep: dict[str, Any], dataset: EpisodeDataset | None) -> Figur
     return fig
 
 
-def _confusion_figure(matrix: list[list[float | None]], rows: list[str], cols: list[str], title: str) -> Figure:
+def confusion_figure(matrix: list[list[float | None]], rows: list[str], cols: list[str], title: str) -> Figure:
+    """A (K, C) confusion matrix (None = no episode) as a heatmap: rows are tasks, columns goal texts, each
+    task's own text outlined and, up to 14 columns, every cell's value written in it."""
     m = np.array([[np.nan if x is None else x for x in row] for row in matrix], dtype=np.float64)
     m = m.reshape(len(rows), len(cols))
     fig = new_figure(max(5.0, 0.55 * len(cols) + 3.5), max(3.5, 0.45 * len(rows) + 2.5))
@@ -137,7 +116,8 @@ def _confusion_figure(matrix: list[list[float | None]], rows: list[str], cols: l
     return fig
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
+def fmt_cell(x: Any, digits: int = 3) -> str:
+    """A table cell's text: a float to ``digits`` decimals, None as an en dash, anything else escaped."""
     if x is None:
         return "\u2013"
     if isinstance(x, float):
@@ -148,8 +128,9 @@ def _fmt(x: Any, digits: int = 3) -> str:
 def _metric_row(label: str, r: Mapping[str, Any], n: str) -> str:
     cells = [n]
     for goal in ("text_goal", "image_goal"):
-        cells += [_fmt(r[goal]["voc"]), _fmt(r[goal]["negative_rate"]), _fmt(r[goal]["alignment"])]
-    cells += [_fmt(r["retrieval_accuracy"]["final"]), _fmt(r["retrieval_accuracy"]["mean"]), _fmt(r["auroc"])]
+        cells += [fmt_cell(r[goal]["voc"]), fmt_cell(r[goal]["negative_rate"]), fmt_cell(r[goal]["alignment"])]
+    cells += [fmt_cell(r["retrieval_accuracy"]["final"]), fmt_cell(r["retrieval_accuracy"]["mean"]),
+              fmt_cell(r["auroc"])]
     return f'<tr><td class="label">{html.escape(label)}</td>' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
@@ -172,26 +153,31 @@ def html_page(title: str, body: str) -> str:
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def _write_json(obj: Any, path: Path) -> None:
+def write_json(obj: Any, path: Path) -> None:
+    """``obj`` as indented JSON; NaN or infinity is refused (ValueError), as strict JSON readers would."""
     path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike, dataset: EpisodeDataset | None = None,
-                 episodes_per_task: int = 3, title: str = "LIV reward report") -> Path:
+                 episodes_per_task: int = 3, title: str = "LIV reward report",
+                 up: tuple[str, str] | None = None) -> Path:
     """Write ``metrics.json`` (the results without curves) and a self-contained ``report.html``.
 
     ``results`` is :func:`liv.eval.metrics.evaluate_dataset`'s dict (with its curves). The report shows the
     metrics table, the language confusion matrices (final-frame and mean value) and, per task, the curves
     of ``episodes_per_task`` episodes (evaluated ones, the last slot going to a failed episode if the task
-    has one); with the ``dataset`` the curves get a strip of frames above them. Returns the path of ``report.html``.
+    has one); with the ``dataset`` the curves get a strip of frames above them. ``up`` = (relative address,
+    text) links the page to the one it belongs to (a comparison). Returns the path of ``report.html``.
     """
     from liv.eval.metrics import without_curves
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(without_curves(dict(results)), out / "metrics.json")
+    write_json(without_curves(dict(results)), out / "metrics.json")
     path = out / "report.html"
     body = [f"<h1>{html.escape(title)}</h1>", *report_sections(results, dataset, episodes_per_task)]
+    if up is not None:
+        body.insert(1, f'<p class="note"><a href="{html.escape(up[0])}">{html.escape(up[1])}</a></p>')
     path.write_text(html_page(title, "\n".join(body)), encoding="utf-8")
     return path
 
@@ -209,19 +195,17 @@ def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None =
              + f'Model: {html.escape(str(model.get("path") or model.get("preset") or "unnamed"))}, '
              f'{model.get("embed_dim", "?")}-d embeddings.</p>',
              "<h2>Metrics</h2>", _metrics_table(results),
-             '<p class="note">VOC: Spearman correlation of the value with time (1 = always rising). Negative '
-             "rate: fraction of steps where the value falls. Alignment: Pearson correlation with t/T. "
-             "Retrieval: fraction of episodes whose own text scores highest among all goal texts. VOC alone "
-             "is satisfied by any monotone output; read it together with the confusion matrix.</p>"]
+             f'<p class="note">{METRICS_NOTE}</p>']
     if results["tasks"]:
         parts.append("<h2>Language confusion matrix</h2>")
         parts.append(f'<p class="note">Row: the task of the episodes; column: the goal text; cell: mean '
                      f"similarity (outlined: own text). Retrieval accuracy per episode: final "
-                     f'{_fmt(ov["retrieval_accuracy"]["final"])}, mean {_fmt(ov["retrieval_accuracy"]["mean"])}; '
-                     f'per task row: final {_fmt(ov["task_retrieval_accuracy"]["final"])}, '
-                     f'mean {_fmt(ov["task_retrieval_accuracy"]["mean"])}.</p><div class="grid pair">')
+                     f'{fmt_cell(ov["retrieval_accuracy"]["final"])}, '
+                     f'mean {fmt_cell(ov["retrieval_accuracy"]["mean"])}; '
+                     f'per task row: final {fmt_cell(ov["task_retrieval_accuracy"]["final"])}, '
+                     f'mean {fmt_cell(ov["task_retrieval_accuracy"]["mean"])}.</p><div class="grid pair">')
         for variant, label in (("final", "final-frame value"), ("mean", "mean value over the episode")):
-            fig = _confusion_figure(conf[variant], conf["rows"], conf["columns"], label)
+            fig = confusion_figure(conf[variant], conf["rows"], conf["columns"], label)
             parts.append(img_tag(fig, f"confusion matrix, {label}"))
         parts.append("</div>")
 
@@ -238,160 +222,3 @@ def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None =
         parts += [img_tag(_episode_figure(e, dataset), f"episode {e['index']}") for e in shown]
         parts.append("</div>")
     return parts
-
-
-_COMPARE_ROWS = [
-    ("text goal VOC", ("text_goal", "voc")), ("text goal negative rate", ("text_goal", "negative_rate")),
-    ("text goal alignment", ("text_goal", "alignment")), ("image goal VOC", ("image_goal", "voc")),
-    ("image goal negative rate", ("image_goal", "negative_rate")),
-    ("image goal alignment", ("image_goal", "alignment")),
-    ("retrieval accuracy (final)", ("retrieval_accuracy", "final")),
-    ("retrieval accuracy (mean)", ("retrieval_accuracy", "mean")),
-    ("task retrieval accuracy (final)", ("task_retrieval_accuracy", "final")),
-    ("AUROC success vs failure", ("auroc",)),
-]
-
-
-def _dig(d: Mapping[str, Any], keys: Sequence[str]) -> Any:
-    for k in keys:
-        d = d.get(k) if isinstance(d, Mapping) else None  # type: ignore[assignment]
-    return d
-
-
-def write_compare(results_by_model: Mapping[str, Mapping[str, Any]], out_dir: str | os.PathLike,
-                  title: str = "LIV reward comparison") -> Path:
-    """Write ``compare.json`` ({model label: metrics without curves}) and ``compare.html``: the overall
-    metrics of every model side by side, then text-goal VOC and retrieval accuracy per task. Returns the
-    path of ``compare.html``."""
-    from liv.eval.metrics import without_curves
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json({name: without_curves(dict(r)) for name, r in results_by_model.items()}, out / "compare.json")
-    path = out / "compare.html"
-    body = [f"<h1>{html.escape(title)}</h1>", *compare_sections(results_by_model)]
-    path.write_text(html_page(title, "\n".join(body)), encoding="utf-8")
-    return path
-
-
-def compare_sections(results_by_model: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """HTML fragments comparing models: overall metrics side by side, then per-task tables; no title."""
-    names = list(results_by_model)
-    head = '<tr><th class="label">metric</th>' + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
-    rows = []
-    for label, keys in _COMPARE_ROWS:
-        vals = [_dig(results_by_model[n]["overall"], keys) for n in names]
-        known = [v for v in vals if v is not None]
-        # Bold the best model of each row; a falling value is the only metric where lower is better.
-        best = (min if "negative" in label else max)(known) if len(known) > 1 else None
-        cells = "".join(f"<td><b>{_fmt(v)}</b></td>" if v is not None and v == best else f"<td>{_fmt(v)}</td>"
-                        for v in vals)
-        rows.append(f'<tr><td class="label">{label}</td>{cells}</tr>')
-    parts = ["<h2>All tasks</h2>", f"<table>{head}{''.join(rows)}</table>",
-             '<p class="note">Best model per row in bold (lowest negative rate, highest otherwise); definitions '
-             "as in each model's report.html.</p>"]
-    tasks = list(dict.fromkeys(t for r in results_by_model.values() for t in r["tasks"]))
-    for label, keys in (("text goal VOC", ("text_goal", "voc")),
-                        ("retrieval accuracy (final)", ("retrieval_accuracy", "final"))):
-        per = {n: {t["task"]: t for t in results_by_model[n]["per_task"]} for n in names}
-        body = [f'<tr><td class="label">{html.escape(task)}</td>'
-                + "".join(f"<td>{_fmt(_dig(per[n].get(task, {}), keys))}</td>" for n in names) + "</tr>"
-                for task in tasks]
-        parts += [f"<h2>{label} per task</h2>", f"<table>{head.replace('metric', 'task')}{''.join(body)}</table>"]
-    return parts
-
-
-def write_reward_animation(read_frames: Any, num_frames: int, times: np.ndarray, curves: Mapping[str, np.ndarray],
-                           path: str | os.PathLike, fps: float, title: str = "", ylabel: str = "similarity S",
-                           progress: bool = False) -> Path:
-    """Animate a video beside its growing reward curves: one output frame per input frame.
-
-    Args:
-        read_frames: function ``indices -> (K, H, W, 3) uint8`` (e.g. ``Episode.read``); called in chunks
-            so that a long video is never decoded whole.
-        num_frames: N, the number of frames.
-        times: (N,) x axis (seconds).
-        curves: label -> (N,) values; the axes are fixed to their full range, each frame draws the curves up
-            to its own time.
-        path: ``.mp4`` (H.264 via PyAV, streamed) or ``.gif`` (Pillow; holds every frame in memory).
-        fps: playback rate, frames per second.
-
-    Output frames are 1000x400 pixels. Returns ``path``.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise ValueError(f"{path}: the animation must be .mp4 or .gif")
-    t = np.asarray(times, dtype=np.float64)
-    values = {k: np.asarray(v, dtype=np.float64) for k, v in curves.items()}
-    fig = new_figure(10.0, 4.0)
-    image_ax, curve_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
-    image_ax.set_axis_off()
-    lines, dots = [], []
-    for label, v in values.items():
-        # animated=True keeps these out of the static background; they are blitted per frame.
-        (line,) = curve_ax.plot([], [], label=short_label(label, 40), linewidth=1.8, animated=True)
-        (dot,) = curve_ax.plot([], [], "o", color=line.get_color(), markersize=5, animated=True)
-        lines.append(line)
-        dots.append(dot)
-    every = np.concatenate(list(values.values())) if values else np.zeros(1)
-    pad = 0.05 * (every.max() - every.min()) or 0.01
-    curve_ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
-    curve_ax.set_ylim(every.min() - pad, every.max() + pad)
-    curve_ax.set(xlabel="time (s)", ylabel=ylabel, title=title)
-    curve_ax.grid(alpha=0.3)
-    if values:
-        curve_ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    canvas: Any = fig.canvas
-    image = None
-    background = None
-
-    def render(i: int, frame: np.ndarray) -> np.ndarray:
-        # Axes, ticks and legend are drawn once; each frame restores them and redraws only what moves,
-        # which is ~20x cheaper than a full redraw.
-        nonlocal image, background
-        if image is None:
-            image = image_ax.imshow(frame, animated=True)
-            canvas.draw()
-            background = canvas.copy_from_bbox(fig.bbox)
-        canvas.restore_region(background)
-        image.set_data(frame)
-        image_ax.draw_artist(image)
-        for line, dot, v in zip(lines, dots, values.values()):
-            line.set_data(t[: i + 1], v[: i + 1])
-            dot.set_data(t[i: i + 1], v[i: i + 1])
-            curve_ax.draw_artist(line)
-            curve_ax.draw_artist(dot)
-        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-    def rendered():
-        from tqdm.auto import tqdm
-
-        with tqdm(total=num_frames, desc="animate", unit="frame", disable=None if progress else True) as bar:
-            for start in range(0, num_frames, 64):
-                chunk = read_frames(list(range(start, min(start + 64, num_frames))))
-                for k, frame in enumerate(chunk):
-                    yield render(start + k, frame)
-                    bar.update()
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".gif":
-        from PIL import Image
-
-        # Fast octree quantisation per frame: Pillow's default (median cut) is ~30x slower at this size.
-        pictures = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE) for f in rendered()]
-        pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=max(20, round(1000 / fps)),
-                         loop=0, disposal=1)
-        return path
-    import av
-    from fractions import Fraction
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100_000))
-        stream.width, stream.height, stream.pix_fmt = 1000, 400, "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}  # plots compress easily; speed matters more
-        for frame in rendered():
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
