@@ -282,6 +282,12 @@ def test_plan_renders_as_the_model_was_trained(data, tmp_path, capsys):
     assert "warning" not in err
     settings = json.loads((tmp_path / "plan" / "plan.json").read_text())["rows"]["model"]["settings"]
     assert (settings["camera"], settings["size"]) == (DATA_CAMERA, list(DATA_SIZE))
+    # provenance is free-form JSON: a hand-edited record that cannot be used is refused in one line
+    model.config.provenance["rendering"] = {"camera": "closeup", "size": [64]}
+    model.save(tmp_path / "edited")
+    with pytest.raises(ValueError, match=r"--model .*edited: provenance.rendering must hold a camera name and a "
+                                         r"\[height, width\] size in pixels, got"):
+        run_plan(PlanArgs(model=[str(tmp_path / "edited")], tasks=["reach-v3"], episodes=1, out=tmp_path / "p2"))
 
 
 # -------------------------------------------------------------------------------------------------- slow

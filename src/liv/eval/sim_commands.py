@@ -176,9 +176,19 @@ def _say_rendering(rendering: Rendering) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _model_rendering(model: LIVModel) -> dict[str, Any] | None:
+def _model_rendering(spec: str, model: LIVModel) -> dict[str, Any] | None:
+    """The "rendering" record of a model's provenance (None when it has none); ValueError naming the model
+    when the record is malformed (provenance is free-form JSON, so it may have been edited by hand)."""
     rendering = model.config.provenance.get("rendering")
-    return rendering if isinstance(rendering, dict) and {"camera", "size"} <= set(rendering) else None
+    if rendering is None:
+        return None
+    size = rendering.get("size") if isinstance(rendering, dict) else None
+    well_formed = (isinstance(size, list) and len(size) == 2 and isinstance(rendering.get("camera"), str)
+                   and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size))
+    if not well_formed:
+        raise ValueError(f"--model {spec}: provenance.rendering must hold a camera name and a [height, width] "
+                         f"size in pixels, got {json.dumps(rendering)}")
+    return rendering
 
 
 def _generation_record(data: Path) -> dict[str, Any]:
@@ -210,7 +220,7 @@ def run_bc_command(args: BCArgs) -> int:
     if unknown:
         raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
     models = [resolve_model(spec, args.device) for spec in args.model]
-    trained = [(spec, _model_rendering(m)) for spec, (m, _) in zip(args.model, models)]
+    trained = [(spec, _model_rendering(spec, m)) for spec, (m, _) in zip(args.model, models)]
     rendering = resolve_rendering("liv bc", args.camera, args.size, trained, rendering_settings(args.data),
                                   default_size=(128, 128))
     _say_rendering(rendering)
@@ -256,7 +266,7 @@ def run_plan(args: PlanArgs) -> int:
     config = args.resolved()
     models = [resolve_model(spec, args.device) for spec in args.model]
     rendering = resolve_rendering("liv plan", args.camera, args.size,
-                                  [(spec, _model_rendering(m)) for spec, (m, _) in zip(args.model, models)])
+                                  [(spec, _model_rendering(spec, m)) for spec, (m, _) in zip(args.model, models)])
     _say_rendering(rendering)
     rows: dict[str, Any] = {}
     for spec, (model, label) in zip(args.model, models):
