@@ -60,6 +60,20 @@ def _open_data(path: Path, config: TrainConfig, check: bool):
     return dataset
 
 
+def _provenance(previous: dict, config: TrainConfig) -> dict:
+    """The trained model's provenance: the initial model's, plus this run's objective and data, and, for
+    simulated data (`liv sim generate`, the demo), how its frames were rendered: `liv plan` and `liv bc`
+    render rollouts that way unless told otherwise."""
+    from liv.envs.metaworld_data import rendering_settings
+
+    provenance = {**previous, "trained_by": "liv train", "objective": config.objective, "data": str(config.data)}
+    provenance.pop("rendering", None)  # the init model's frames are not this run's
+    rendering = rendering_settings(config.data)
+    if rendering is not None:
+        provenance["rendering"] = rendering
+    return provenance
+
+
 def _say(message: str) -> None:
     """Print a line without breaking the progress bar."""
     from tqdm import tqdm
@@ -121,8 +135,7 @@ def train(config: TrainConfig) -> Path:
                 print(f"liv train: resumed from {checkpoints[-1]} at step {start_step}")
         if config.resume and info.is_main:
             trim_logs(run.root, start_step)  # the steps after the checkpoint are logged again
-        model.config.provenance = {**model.config.provenance, "trained_by": "liv train", "objective": config.objective,
-                                   "data": str(config.data)}
+        model.config.provenance = _provenance(model.config.provenance, config)
         ddp = DistributedDataParallel(model) if info.world_size > 1 else model
 
         # ------------------------------------------------------------ data

@@ -21,17 +21,18 @@ pytest.importorskip("metaworld")
 import liv  # noqa: E402
 from liv.cli_args import add_dataclass_arguments, dataclass_from_args  # noqa: E402
 from liv.data.lerobot import read_lerobot  # noqa: E402
-from liv.envs.metaworld_data import generate_dataset  # noqa: E402
+from liv.envs.metaworld_data import generate_dataset, rendering_settings  # noqa: E402
 from liv.envs.metaworld_env import TASKS, make_env  # noqa: E402
 from liv.eval.bc import (embed_dataset, eval_seeds, evaluate_policy, model_fingerprint, run_bc,  # noqa: E402
                          train_policy, training_loss)
 from liv.eval.planning import (LIVScorer, PlannerConfig, StateScorer, run_episode, run_planning,  # noqa: E402
                                score_candidates)
-from liv.eval.sim_commands import BCArgs, PlanArgs, run_bc_command, run_plan  # noqa: E402
+from liv.eval.sim_commands import BCArgs, PlanArgs, resolve_rendering, run_bc_command, run_plan  # noqa: E402
 from liv.eval.sim_report import markdown_table, seed_summary, write_sim_report  # noqa: E402
 
 TASK_PAIR = ["reach-v3", "handle-press-v3"]  # the experts' shortest episodes (<= 65 steps)
 SIZE = (64, 64)
+DATA_CAMERA, DATA_SIZE = "closeup", (48, 48)  # neither is a command's default, so taking them up is visible
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,7 +47,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("bc") / "data"
-    generate_dataset(TASK_PAIR, 2, seed=0, out=out, size=SIZE, max_steps=100, record_every=2, progress=False)
+    generate_dataset(TASK_PAIR, 2, seed=0, out=out, camera=DATA_CAMERA, size=DATA_SIZE, max_steps=100,
+                     record_every=2, progress=False)
     return out
 
 
@@ -217,6 +219,75 @@ def test_command_options_parse(tmp_path):
                                                                                                   7, 128)
     with pytest.raises(ValueError, match="preset"):
         run_plan(PlanArgs(model=["no-such-model"], tasks=["reach-v3"]))
+
+
+# ------------------------------------------------------------------------------------ rendering settings
+
+DEMO = {"simulator": "metaworld", "camera": "closeup", "size": [64, 64], "record_every": 4}
+
+
+def test_rendering_defaults_to_the_models_training_frames():
+    got = resolve_rendering("liv plan", None, None, [("clip-tiny", None), ("demo/model", DEMO)])
+    assert (got.camera, got.size, got.warnings) == ("closeup", (64, 64), ())
+    assert got.notes == ("liv plan: camera closeup and size 64x64 px from demo/model's provenance (it was trained "
+                         "on camera closeup at 64x64 px, one frame every 4 steps); --camera / --size choose others",)
+    # no model with a record: the command's defaults, silently
+    assert resolve_rendering("liv plan", None, None, [("clip-tiny", None)]) == resolve_rendering(
+        "liv plan", None, None, [], default_size=(64, 64))
+    plain = resolve_rendering("liv bc", None, None, [("clip-tiny", None)], default_size=(128, 128))
+    assert (plain.camera, plain.size, plain.notes, plain.warnings) == ("corner", (128, 128), (), ())
+
+
+def test_rendering_options_and_dataset_win_and_a_mismatch_is_warned():
+    given = resolve_rendering("liv plan", "corner", None, [("demo/model", DEMO)])
+    assert (given.camera, given.size) == ("corner", (64, 64))
+    assert given.notes == ("liv plan: size 64x64 px from demo/model's provenance (it was trained on camera closeup "
+                           "at 64x64 px, one frame every 4 steps); --camera / --size choose others",)
+    assert len(given.warnings) == 1 and "\n" not in given.warnings[0]
+    assert given.warnings[0].startswith("liv plan: warning: demo/model was trained on camera closeup at 64x64 px")
+    assert "render camera corner (--camera) at 64x64 px" in given.warnings[0]
+    # liv bc: the policy learns from the dataset's frames, so they decide before the model's record
+    data = {"simulator": "metaworld", "camera": "corner2", "size": [32, 48], "record_every": 1}
+    bc = resolve_rendering("liv bc", None, None, [("demo/model", DEMO), ("other", {**DEMO, "camera": "corner2"})],
+                           data, default_size=(128, 128))
+    assert (bc.camera, bc.size, bc.notes) == ("corner2", (32, 48), ())
+    assert [w.split(" was ")[0] for w in bc.warnings] == ["liv bc: warning: demo/model", "liv bc: warning: other"]
+    same = resolve_rendering("liv bc", "closeup", [64, 64], [("demo/model", DEMO)], data)
+    assert (same.camera, same.size, same.notes, same.warnings) == ("closeup", (64, 64), (), ())
+
+
+def test_training_on_sim_data_records_its_rendering(data, tmp_path):
+    from liv.train import _provenance
+    from liv.training.config import build_config
+
+    recorded = rendering_settings(data)
+    assert recorded == {"simulator": "metaworld", "camera": DATA_CAMERA, "size": list(DATA_SIZE), "record_every": 2}
+    on_sim = _provenance({"init": "random", "rendering": DEMO}, build_config({"data": data, "out": tmp_path / "a"}))
+    assert on_sim["rendering"] == recorded and on_sim["init"] == "random" and on_sim["data"] == str(data)
+    # other data: the initial model's record is dropped, since its frames are no longer what was learned
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    assert "rendering" not in _provenance({"rendering": DEMO}, build_config({"data": frames, "out": tmp_path / "b"}))
+
+
+def test_plan_renders_as_the_model_was_trained(data, tmp_path, capsys):
+    model = liv.create("clip-tiny")
+    model.config.provenance["rendering"] = rendering_settings(data)
+    model.save(tmp_path / "model")
+    capsys.readouterr()
+    assert run_plan(PlanArgs(model=[str(tmp_path / "model")], tasks=["reach-v3"], episodes=1, out=tmp_path / "plan",
+                             horizon=2, samples=2, iterations=1, max_steps=1)) == 0
+    out, err = capsys.readouterr()
+    assert f"liv plan: camera {DATA_CAMERA} and size 48x48 px from {tmp_path / 'model'}'s provenance" in out
+    assert "warning" not in err
+    settings = json.loads((tmp_path / "plan" / "plan.json").read_text())["rows"]["model"]["settings"]
+    assert (settings["camera"], settings["size"]) == (DATA_CAMERA, list(DATA_SIZE))
+    # provenance is free-form JSON: a hand-edited record that cannot be used is refused in one line
+    model.config.provenance["rendering"] = {"camera": "closeup", "size": [64]}
+    model.save(tmp_path / "edited")
+    with pytest.raises(ValueError, match=r"--model .*edited: provenance.rendering must hold a camera name and a "
+                                         r"\[height, width\] size in pixels, got"):
+        run_plan(PlanArgs(model=[str(tmp_path / "edited")], tasks=["reach-v3"], episodes=1, out=tmp_path / "p2"))
 
 
 # -------------------------------------------------------------------------------------------------- slow

@@ -35,6 +35,10 @@ def test_demo_pipeline_at_tiny_size(tmp_path):
     assert "Does the reward read the instruction?" in page
     assert (out / "key_figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched from the network
+    for objective in ("liv", "clip", "vip-i"):  # `liv plan` and `liv bc` render as each model was trained
+        config = json.loads((out / "runs" / objective / "model" / "config.json").read_text())
+        assert config["provenance"]["rendering"] == {"simulator": "metaworld", "camera": "closeup", "size": [32, 32],
+                                                     "record_every": 4}
 
     again = _demo(out)
     assert again.returncode == 1

@@ -151,6 +151,26 @@ def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+RENDERING_KEYS = ("simulator", "camera", "size", "record_every")
+"""Keys of a rendering record: how a dataset's frames were made, and so what a model trained on them saw."""
+
+
+def rendering_settings(root: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """How the frames of a dataset written by :func:`generate_dataset` were rendered -> {"simulator":
+    "metaworld", "camera": str, "size": [height, width] px, "record_every": simulation steps per frame},
+    or None when ``root`` is not such a dataset (no ``meta/liv_generation.json``). Raises DataError naming
+    the file when that record is unreadable or lacks the settings."""
+    path = Path(root) / "meta" / "liv_generation.json"
+    if not path.is_file():
+        return None
+    try:
+        request = json.loads(path.read_text())["request"]
+        return {"simulator": "metaworld", "camera": str(request["camera"]),
+                "size": [int(v) for v in request["size"]], "record_every": int(request["record_every"])}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(str(path), f"unreadable generation record ({type(e).__name__}: {e})") from None
+
+
 # ------------------------------------------------------------------------------------------ dataset
 
 def _staged_record(path: Path) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ mujoco) happen only when a command runs.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,9 +56,11 @@ class BCArgs:
     eval_seed: int = field(default=1000, metadata={"min": 0})
     """Base seed of the evaluation layouts (training layouts are excluded)."""
     camera: str | None = None
-    """Camera to render rollouts from; default: the dataset's."""
+    """Camera to render rollouts from; default: the dataset's (the policy learned from its frames), else
+    the (first) model's training frames' as its provenance records, else corner."""
     size: tuple[int, int] | None = field(default=None, metadata={"min": 2})
-    """Rollout frame height and width in pixels; default: the dataset's."""
+    """Rollout frame height and width in pixels; default: the dataset's, else the (first) model's training
+    frames', else 128 128."""
     cache_dir: Path | None = field(default=None, metadata={"path": "out_dir"})
     """Where embeddings are cached; default: OUT/cache."""
     device: str = field(default="cpu", metadata={"check": device_problem})
@@ -83,10 +87,12 @@ class PlanArgs(PlannerConfig):
     """Seeds of layouts and planner noise (each combined with --seed); the table shows mean and std over them."""
     max_steps: int = field(default=100, metadata={"min": 1})
     """Steps per episode (an episode also ends at its first success)."""
-    camera: str = "corner"
-    """Camera to render from."""
-    size: tuple[int, int] = field(default=(64, 64), metadata={"min": 2})
-    """Rendered frame height and width in pixels (small is fast; the model resizes to its input)."""
+    camera: str | None = None
+    """Camera to render from; default: the one the (first) model's training frames came from, as its
+    provenance records (`liv info` shows it; the demo's model: closeup), else corner."""
+    size: tuple[int, int] | None = field(default=None, metadata={"min": 2})
+    """Rendered frame height and width in pixels; default: the (first) model's training frames' (the demo's
+    model: 64 64), else 64 64 (small is fast; the model resizes to its input)."""
     device: str = field(default="cpu", metadata={"check": device_problem})
     """Torch device for the model."""
     threads: int | None = field(default=1, metadata={"min": 0})
@@ -106,6 +112,85 @@ def resolve_model(spec: str, device: str = "cpu") -> tuple[LIVModel, str]:
     raise ValueError(f"--model {spec}: no such file or directory, and not a preset name ({', '.join(PRESETS)})")
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """Camera and frame size of rollouts, where they came from, and what to tell the user about them."""
+
+    camera: str
+    size: tuple[int, int]
+    """(height, width) in pixels."""
+    notes: tuple[str, ...] = ()
+    """Lines for stdout: which settings were taken from a model's provenance."""
+    warnings: tuple[str, ...] = ()
+    """Lines for stderr: models whose training frames were rendered otherwise (one line per model)."""
+
+
+def _trained_on(rendering: dict[str, Any]) -> str:
+    stride = rendering.get("record_every")
+    h, w = rendering["size"]
+    return f"camera {rendering['camera']} at {h}x{w} px" + (f", one frame every {stride} steps" if stride else "")
+
+
+def resolve_rendering(command: str, camera: str | None, size: Sequence[int] | None,
+                      models: Sequence[tuple[str, dict[str, Any] | None]], data: dict[str, Any] | None = None,
+                      default_size: tuple[int, int] = (64, 64)) -> Rendering:
+    """Choose the rollouts' camera and (height, width) -> :class:`Rendering`.
+
+    Each setting is, in order of precedence: the option given (``camera``, ``size``); the dataset's
+    (``data``, a :func:`liv.envs.metaworld_data.rendering_settings` record: a BC policy learns from
+    those frames); the first model's training frames (``models``: (label, its provenance's "rendering"
+    record or None) per model); else corner / ``default_size``. A note says when a model's record
+    decided; a warning names each model trained on another camera or frame size than the rollouts use
+    (its embeddings, and so its rewards, then see frames unlike any it learned from).
+    """
+    trained = [(label, r) for label, r in models if r]
+    first = trained[0] if trained else None
+
+    def pick(key: str, given: Any, fallback: Any) -> tuple[Any, str]:
+        """(value, where it came from) of the first source that has one."""
+        sources = [(given, f"--{key}"), (data and data[key], "the dataset"),
+                   (first and first[1][key], f"{first[0]}'s provenance" if first else ""), (fallback, "the default")]
+        return next((value, source) for value, source in sources if value is not None)
+
+    chosen_camera, camera_from = pick("camera", camera, "corner")
+    chosen_size, size_from = pick("size", size, default_size)
+    chosen_size = (int(chosen_size[0]), int(chosen_size[1]))
+    taken = [text for text, source in ((f"camera {chosen_camera}", camera_from),
+                                       (f"size {chosen_size[0]}x{chosen_size[1]} px", size_from))
+             if source.endswith("provenance")]
+    notes = []
+    if taken and first is not None:
+        notes.append(f"{command}: {' and '.join(taken)} from {first[0]}'s provenance (it was trained on "
+                     f"{_trained_on(first[1])}); --camera / --size choose others")
+    warnings = [f"{command}: warning: {label} was trained on {_trained_on(r)}, but rollouts render camera "
+                f"{chosen_camera} ({camera_from}) at {chosen_size[0]}x{chosen_size[1]} px ({size_from}): its "
+                "embeddings of these frames are not what it learned from"
+                for label, r in trained if r["camera"] != chosen_camera or tuple(r["size"]) != chosen_size]
+    return Rendering(chosen_camera, chosen_size, tuple(notes), tuple(warnings))
+
+
+def _say_rendering(rendering: Rendering) -> None:
+    for line in rendering.notes:
+        print(line, flush=True)
+    for line in rendering.warnings:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _model_rendering(spec: str, model: LIVModel) -> dict[str, Any] | None:
+    """The "rendering" record of a model's provenance (None when it has none); ValueError naming the model
+    when the record is malformed (provenance is free-form JSON, so it may have been edited by hand)."""
+    rendering = model.config.provenance.get("rendering")
+    if rendering is None:
+        return None
+    size = rendering.get("size") if isinstance(rendering, dict) else None
+    well_formed = (isinstance(size, list) and len(size) == 2 and isinstance(rendering.get("camera"), str)
+                   and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size))
+    if not well_formed:
+        raise ValueError(f"--model {spec}: provenance.rendering must hold a camera name and a [height, width] "
+                         f"size in pixels, got {json.dumps(rendering)}")
+    return rendering
+
+
 def _generation_record(data: Path) -> dict[str, Any]:
     path = data / "meta" / "liv_generation.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -114,6 +199,7 @@ def _generation_record(data: Path) -> dict[str, Any]:
 def run_bc_command(args: BCArgs) -> int:
     """Run `liv bc` -> exit status 0; writes OUT/bc.json and OUT/bc.md and prints the table."""
     from liv.data.lerobot import read_lerobot
+    from liv.envs.metaworld_data import rendering_settings
     from liv.envs.metaworld_env import TASKS
     from liv.eval.bc import embed_dataset, run_bc
     from liv.eval.sim_report import markdown_table, write_sim_report
@@ -133,13 +219,16 @@ def run_bc_command(args: BCArgs) -> int:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
-    camera = args.camera or request.get("camera") or "corner"
-    size = tuple(args.size or request.get("size") or (128, 128))
+    models = [resolve_model(spec, args.device) for spec in args.model]
+    trained = [(spec, _model_rendering(spec, m)) for spec, (m, _) in zip(args.model, models)]
+    rendering = resolve_rendering("liv bc", args.camera, args.size, trained, rendering_settings(args.data),
+                                  default_size=(128, 128))
+    _say_rendering(rendering)
+    camera, size = rendering.camera, rendering.size
     exclude = [int(e["env_seed"]) for e in gen.get("episodes", [])]  # never evaluate on a training layout
     cache = args.cache_dir or args.out / "cache"
     rows: dict[str, Any] = {}
-    for spec in args.model:
-        model, label = resolve_model(spec, args.device)
+    for spec, (model, label) in zip(args.model, models):
         emb = embed_dataset(model, dataset, cache)
         print(f"{label}: {len(emb['image'])} frames embedded{' (from the cache)' if emb['cached'] else ''}",
               flush=True)
@@ -152,7 +241,8 @@ def run_bc_command(args: BCArgs) -> int:
             rows[row]["model"] = spec
     notes = [f"data: {args.data}; {args.episodes} rollouts per task on new layouts, up to {args.max_steps} steps; "
              f"{args.steps} training steps, batch {args.batch_size}, hidden {args.hidden}; best of half-way and "
-             f"final checkpoints per seed; seeds {args.seeds}"]
+             f"final checkpoints per seed; seeds {args.seeds}; rollouts rendered from camera {camera} at "
+             f"{size[0]}x{size[1]} px"]
     json_path, md_path = write_sim_report(rows, args.out, "bc", "Language-conditioned behaviour cloning", tasks, notes)
     print(markdown_table(rows, tasks), end="")
     print(f"wrote {json_path} and {md_path}")
@@ -174,17 +264,21 @@ def run_plan(args: PlanArgs) -> int:
     if unknown:
         raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
     config = args.resolved()
+    models = [resolve_model(spec, args.device) for spec in args.model]
+    rendering = resolve_rendering("liv plan", args.camera, args.size,
+                                  [(spec, _model_rendering(spec, m)) for spec, (m, _) in zip(args.model, models)])
+    _say_rendering(rendering)
     rows: dict[str, Any] = {}
-    for spec in args.model:
-        model, label = resolve_model(spec, args.device)
+    for spec, (model, label) in zip(args.model, models):
         with torch_threads(args.threads or None):
             rows[label] = run_planning(model, args.tasks, config, args.episodes, args.max_steps, args.seeds,
-                                       args.camera, tuple(args.size),
+                                       rendering.camera, rendering.size,
                                        log=lambda m, r=label: print(f"{r}: {m}", flush=True))
         rows[label]["model"] = spec
     notes = [f"{config.planner.upper()} with ground-truth simulation: horizon {config.horizon}, {config.samples} "
              f"samples, {config.iterations} iterations, replanning every {config.replan_every} steps, score "
-             f"{config.score}; {args.episodes} episodes per task and seed, up to {args.max_steps} steps"]
+             f"{config.score}; {args.episodes} episodes per task and seed, up to {args.max_steps} steps; rendered from "
+             f"camera {rendering.camera} at {rendering.size[0]}x{rendering.size[1]} px"]
     json_path, md_path = write_sim_report(rows, args.out, "plan", "Planning with the LIV reward", args.tasks, notes)
     print(markdown_table(rows, args.tasks), end="")
     print(f"wrote {json_path} and {md_path}")
