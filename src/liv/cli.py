@@ -135,10 +135,10 @@ def run_embed(args: EmbedArgs) -> int:
 
 def run_train(given: dict[str, Any]) -> int:
     from liv.train import TrainingError, train
-    from liv.training.config import build_config
+    from liv.training.resume import resume_config
 
     try:
-        train(build_config(given))
+        train(resume_config(given))  # with --resume, the run's stored settings are the defaults
     except TrainingError as e:
         print(f"liv train: error: {e}", file=sys.stderr)
         return 3

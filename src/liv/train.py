@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from liv.data.episodes import name_some
 from liv.data.sampling import min_length
 from liv.objectives import LIVWeights
 from liv.training.bad_samples import BadSamples
-from liv.training.batches import BatchStream, StreamSpec
+from liv.training.batches import BatchStream, StreamSpec, few_episodes_warning
 from liv.training.checkpointing import list_checkpoints, load_training_state, save_checkpoint, save_final_model
 from liv.training.config import TrainConfig
 from liv.training.distributed import init_distributed, shutdown_distributed
@@ -29,6 +30,7 @@ from liv.training.divergence import NonFiniteWatch, describe_divergence, must_re
 from liv.training.errors import TrainingError
 from liv.training.logs import DATA_ERRORS, RunLogs, trim_logs
 from liv.training.objective import Objective
+from liv.training.resume import check_resume, finished, write_settings
 from liv.training.run_dir import RunDir, check_out
 from liv.training.speed import compile_towers, learning_rate, make_optimizer, prepare_for_training
 
@@ -74,11 +76,14 @@ def _provenance(previous: dict, config: TrainConfig) -> dict:
     return provenance
 
 
-def _say(message: str) -> None:
-    """Print a line without breaking the progress bar."""
+def _say(message: str, file=None) -> None:
+    """Print a line whole on stdout (or ``file``) without breaking the progress bar: the bar (on stderr)
+    is cleared first and drawn again after the line is flushed, so the two never share a line."""
     from tqdm import tqdm
 
-    tqdm.write(message)
+    file = file or sys.stdout
+    with tqdm.external_write_mode(file=file):
+        print(message, file=file, flush=True)
 
 
 def _kept(run: RunDir) -> str:
@@ -89,12 +94,19 @@ def _kept(run: RunDir) -> str:
 def train(config: TrainConfig) -> Path:
     """Run training as configured; returns the directory of the final model (``OUT/model``).
 
-    Raises TrainingError (the last good checkpoint is kept) for: an --out that is a file, or holds a run
-    while neither --resume nor --overwrite is given; bad data before the first step; more unreadable
-    samples than --max-bad-samples; a non-finite loss.
+    With ``config.resume``, ``config`` must agree with the run's stored settings but for
+    ``liv.training.resume.MAY_CHANGE`` (or set ``resume_override``); a run that has finished at
+    ``config.steps`` is left as it is.
+
+    Raises ValueError for settings a resume refuses (see liv.training.resume.check_resume); TrainingError
+    (the last good checkpoint is kept) for: an --out that is a file, or holds a run while neither --resume
+    nor --overwrite is given; bad data before the first step; more unreadable samples than
+    --max-bad-samples; a non-finite loss.
     """
     # ---------------------------------------------------------------- setup
     check_out(config.out, config.resume, config.overwrite)  # every process, before any of them writes
+    if config.resume:
+        check_resume(config)
     info, device = init_distributed(config.device)
     run = RunDir(config.out)
     logs = None
@@ -102,7 +114,15 @@ def train(config: TrainConfig) -> Path:
         if info.is_main:
             run = RunDir.prepare(config.out, config.overwrite)
             for note in run.notes:
-                print(f"liv train: {note}")
+                _say(f"liv train: {note}")
+        if config.resume and finished(run.root, config.steps):
+            if info.is_main:
+                _say(f"liv train: the run in {run.root} is finished: it reached its last step, {config.steps}, "
+                     f"and its model is in {run.root / 'model'}; nothing to do (--resume --steps N with N > "
+                     f"{config.steps} trains it further)")
+            return run.root / "model"
+        if info.is_main:
+            write_settings(run.current, config)
         # ------------------------------------------------------------ model, optimiser, resume
         model = _initial_model(config).to(device)
         prepare_for_training(model)
@@ -122,7 +142,7 @@ def train(config: TrainConfig) -> Path:
         start_step, bad_count = 0, 0
         checkpoints = list_checkpoints(run.root) if config.resume else []
         if config.resume and not checkpoints and info.is_main:
-            print(f"liv train: no checkpoint in {run.root}/checkpoints; starting from step 0")
+            _say(f"liv train: no checkpoint in {run.root}/checkpoints; starting from step 0 of {config.steps}")
         if checkpoints:
             import liv
 
@@ -132,7 +152,7 @@ def train(config: TrainConfig) -> Path:
             optimizer.load_state_dict(state["optimizer"])
             start_step, bad_count = int(state["step"]), int(state["bad_samples"])
             if info.is_main:
-                print(f"liv train: resumed from {checkpoints[-1]} at step {start_step}")
+                _say(f"liv train: resumed from {checkpoints[-1]} at step {start_step} of {config.steps}")
         if config.resume and info.is_main:
             trim_logs(run.root, start_step)  # the steps after the checkpoint are logged again
         model.config.provenance = _provenance(model.config.provenance, config)
@@ -159,25 +179,32 @@ def train(config: TrainConfig) -> Path:
 
         # ------------------------------------------------------------ logging
         bar = None
-        if info.is_main:
+        if info.is_main:  # the header lines, each whole, before the bar's first drawing
             from tqdm import tqdm
 
             logs = RunLogs(run.current)
+            if stream.skipped:
+                _say(f"liv train: leaving out {stream.skipped} of {len(dataset.episodes)} episodes, too short for "
+                     f"sampling mode '{spec.mode}' (fewer than {min_length(spec.mode)} frames): "
+                     f"{name_some(stream.skipped_sources)}")
+            _say(f"liv train: {len(stream.episodes)} episodes, "
+                 f"{model.num_parameters() / 1e6:.1f}M parameters, objective {config.objective}, "
+                 f"{info.world_size} process(es) on {device}")
+            warning = few_episodes_warning(len(stream.episodes), config.batch_size, info.world_size,
+                                           infonce=config.infonce_same_text == "negatives" and (
+                                               config.objective == "clip"
+                                               or (config.objective == "liv" and config.infonce_weight > 0)))
+            if warning:
+                _say(f"liv train: warning: {warning}", file=sys.stderr)
             bar = tqdm(total=config.steps, initial=start_step, disable=not config.progress, unit="step",
                        dynamic_ncols=True, desc="liv train")
-            if stream.skipped:
-                print(f"liv train: leaving out {stream.skipped} of {len(dataset.episodes)} episodes, too short for "
-                      f"sampling mode '{spec.mode}' (fewer than {min_length(spec.mode)} frames): "
-                      f"{name_some(stream.skipped_sources)}")
-            print(f"liv train: {len(stream.episodes)} episodes, "
-                  f"{model.num_parameters() / 1e6:.1f}M parameters, objective {config.objective}, "
-                  f"{info.world_size} process(es) on {device}")
         bad = BadSamples(config.max_bad_samples, bad_count, logs.data_errors if logs else None, _say,
                          lambda: str((logs.directory if logs else run.root) / DATA_ERRORS), info.world_size)
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if config.bf16 and device.type == "cuda"
                     else contextlib.nullcontext())
 
         def save(step: int) -> None:
+            model.config.provenance["step"] = step  # in OUT/model, tells a later --resume where the run ended
             save_checkpoint(run.current, step, model, optimizer, config.to_dict(), config.keep_last, bad.count)
             if run.replacing:
                 logs.close()  # TensorBoard's open file must not move under its writer
@@ -235,14 +262,16 @@ def train(config: TrainConfig) -> Path:
             _check_ranks_agree(model, info)
         final = run.root / "model"
         if info.is_main:
-            save(step)
+            if step > start_step:  # else the resumed checkpoint is this step's: only the final model is missing
+                save(step)
+            model.config.provenance["step"] = step
             save_final_model(run.root, model.eval())
             if bar is not None:
                 bar.close()
             if bad.count:
-                print(f"liv train: {bad.count} unreadable sample(s) left out and replaced; each is logged in "
-                      f"{run.root / DATA_ERRORS}")
-            print(f"liv train: done at step {step}; model in {final}")
+                _say(f"liv train: {bad.count} unreadable sample(s) left out and replaced; each is logged in "
+                     f"{run.root / DATA_ERRORS}")
+            _say(f"liv train: done at step {step}; model in {final}")
         return final
     except TrainingError as e:
         if run.replacing:  # "--resume" would continue the old run, which is still in place
@@ -268,7 +297,7 @@ def _check_ranks_agree(model, info) -> None:
     if any(not torch.equal(c, copies[0]) for c in copies):
         raise TrainingError("parameters differ between processes: the distributed run is inconsistent")
     if info.is_main:
-        print(f"liv train: parameters identical on all {info.world_size} processes")
+        _say(f"liv train: parameters identical on all {info.world_size} processes")
 
 
 def _set_train_mode(model, batchnorm: str) -> None:

@@ -127,7 +127,7 @@ def test_overwrite_killed_before_its_first_checkpoint_loses_nothing_then_replace
     assert main(["train", "--data", str(data), "--out", str(run), "--steps", "3", "--save-every", "2",
                  "--overwrite", *ARGS]) == 0
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["checkpoints", "metrics.jsonl", "model", "tensorboard"], names
+    assert names == ["checkpoints", "metrics.jsonl", "model", "tensorboard", "train_config.json"], names
     assert [p.name for p in list_checkpoints(run)] == ["step_00000002", "step_00000003"]
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     old_events = {k for k in before if k.startswith("tensorboard")}
@@ -136,6 +136,13 @@ def test_overwrite_killed_before_its_first_checkpoint_loses_nothing_then_replace
 
 class Crash(Exception):
     pass
+
+
+def _fake_checkpoint(path):
+    """The files that make a checkpoint directory complete (list_checkpoints), not loadable ones."""
+    path.mkdir(parents=True)
+    for name in ("training_state.pt", "model.safetensors", "config.json"):
+        (path / name).write_text("new")
 
 
 @pytest.mark.parametrize("crash_at", range(8))
@@ -149,8 +156,7 @@ def test_a_replacement_killed_at_any_rename_is_finished_by_the_next_start(tmp_pa
     (root / "eval.jsonl").write_text("old\n")
     (root / "notes.txt").write_text("not the run's")
     staging = root / STAGING
-    (staging / "checkpoints" / "step_00000005").mkdir(parents=True)
-    (staging / "checkpoints" / "step_00000005" / "training_state.pt").write_text("new")
+    _fake_checkpoint(staging / "checkpoints" / "step_00000005")
     (staging / "metrics.jsonl").write_text("new\n")
     (staging / "tensorboard").mkdir()
 
@@ -177,8 +183,7 @@ def test_a_replacement_killed_at_any_rename_is_finished_by_the_next_start(tmp_pa
 def test_without_a_crash_the_replacement_makes_the_same_state(tmp_path):
     root = tmp_path / "run"
     (root / "model").mkdir(parents=True)
-    (root / STAGING / "checkpoints" / "step_00000001").mkdir(parents=True)
-    (root / STAGING / "checkpoints" / "step_00000001" / "training_state.pt").write_text("new")
+    _fake_checkpoint(root / STAGING / "checkpoints" / "step_00000001")
     run = RunDir(root, replacing=True)
     assert run.current == root / STAGING
     run.commit()

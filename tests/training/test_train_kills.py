@@ -4,6 +4,7 @@ each time ends with the losses of an uninterrupted run and nothing partial or te
 import json
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def test_a_run_killed_at_random_moments_and_resumed_equals_an_uninterrupted_one(
         if moment == "step" and target is None:
             continue
         # A save takes tens of milliseconds: on a loaded machine a kill can come after it; then try again
-        # (once the run is complete, resuming it saves its last checkpoint and the final model again).
+        # (a resume leaves a finished run as it is: first undo the saves the kill missed).
         for _ in range(4 if moment in ("checkpoint", "final") else 1):
             proc = _start(data, run, "--resume")
             deadline = time.time() + (chance.uniform(0.0, 0.9) * first_step if moment == "start" else 600)
@@ -84,6 +85,10 @@ def test_a_run_killed_at_random_moments_and_resumed_equals_an_uninterrupted_one(
             if hit:
                 caught.add(moment)
                 break
+            if moment in ("checkpoint", "final") and (run / "model").is_dir():  # finished before the kill
+                shutil.rmtree(run / "model")  # as if killed just before the final model's save
+                if moment == "checkpoint":  # ... or before the last checkpoint's
+                    shutil.rmtree(list_checkpoints(run)[-1])
     assert caught == {"checkpoint", "final"}, (caught, history)
     assert any(m == "step" and 0 < done < 9 for m, _, done, _ in history), history  # kills in mid-training
 

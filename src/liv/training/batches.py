@@ -159,6 +159,21 @@ def make_batch(episodes: Sequence[Episode], spec: StreamSpec, seed: int, step: i
     return batch
 
 
+def few_episodes_warning(episodes: int, batch_size: int, world_size: int = 1, infonce: bool = True) -> str | None:
+    """A warning when a batch must repeat episodes (fewer ``episodes`` than ``batch_size``), naming both
+    and the largest batch size at most ``episodes`` that the processes can share (at least 2); None when
+    that is not smaller than ``batch_size``. ``infonce``: the objective counts identical texts as
+    negatives, so an episode's copies in one batch hold InfoNCE at about ln(copies) or more."""
+    suggested = max(episodes - episodes % world_size, 2 if world_size == 1 else world_size)
+    if episodes >= batch_size or suggested >= batch_size:
+        return None
+    copies = batch_size / episodes
+    why = (f", so InfoNCE counts an episode's copies as negatives of each other and stays above about "
+           f"ln({copies:.3g}) = {math.log(copies):.2f}" if infonce else "")
+    return (f"{episodes} episode{'s' if episodes != 1 else ''} for a batch of {batch_size}: each batch draws "
+            f"every episode about {copies:.3g} times{why}; --batch-size {suggested} suits this data")
+
+
 class BatchStream(IterableDataset):
     """Batches for steps [start_step, end_step) of this process's share of each global batch.
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from liv.checkpoints.errors import CheckpointError
+from liv.checkpoints.native import CONFIG_FILE, WEIGHTS_FILE
 
 STATE_FILE = "training_state.pt"
 RUN_CONFIG_FILE = "train_config.json"
@@ -110,12 +111,19 @@ def save_final_model(run_dir: Path, model: Any) -> Path:
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary directories are not listed)."""
+    """Complete checkpoints of a run, oldest first: ``step_*`` directories holding the model's weights and
+    config and the training state (temporary and set-aside directories are not listed)."""
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name) and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
+    found = [p for p in root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)
+             and all((p / name).is_file() for name in (STATE_FILE, WEIGHTS_FILE, CONFIG_FILE))]
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step of a checkpoint directory listed by :func:`list_checkpoints`."""
+    return int(checkpoint.name[len(_PREFIX):])
 
 
 def remove_partial_checkpoints(run_dir: Path) -> list[Path]:
@@ -124,9 +132,9 @@ def remove_partial_checkpoints(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     partial = sorted(root.glob(f".{_PREFIX}*.tmp-*")) if root.is_dir() else []
     partial += sorted(run_dir.glob(f".{MODEL_DIR}.tmp-*"))
-    # liv.checkpoints.native.atomic_write's temporaries: of logs rewritten on resume, and of a model that
-    # earlier versions saved in place.
-    partial += sorted(run_dir.glob(".*.jsonl.*.tmp"))
+    # liv.checkpoints.native.atomic_write's temporaries: of logs rewritten on resume, of the run's settings,
+    # and of a model that earlier versions saved in place.
+    partial += sorted(run_dir.glob(".*.jsonl.*.tmp")) + sorted(run_dir.glob(f".{RUN_CONFIG_FILE}.*.tmp"))
     partial += sorted((run_dir / MODEL_DIR).glob(".*.tmp")) if (run_dir / MODEL_DIR).is_dir() else []
     for p in partial:
         if p.is_dir():

@@ -103,7 +103,13 @@ class TrainConfig:
     keep_last: int = field(default=3, metadata={"min": 1})
     """Checkpoints to keep (older ones are deleted after a newer one is safely written)."""
     resume: bool = False
-    """Continue from the newest complete checkpoint in --out."""
+    """Continue the run in --out from its newest complete checkpoint, with its stored settings
+    (OUT/train_config.json) as the defaults: --data D --out OUT --resume is enough. Options given again with
+    other values are refused, except --steps (to extend a run), --save-every, --keep-last, --log-every,
+    --eval-data, --eval-every, --max-bad-samples, --check-data, --device, --num-workers, --bf16, --compile,
+    --grad-checkpointing and --progress. A finished run is left as it is."""
+    resume_override: bool = False
+    """With --resume: let any option given differ from the run's stored settings (the run goes on with them)."""
     overwrite: bool = False
     """Start a new run in an --out that holds one (without it, or --resume, such an --out is refused). The
     old run stays untouched until the new one has written its first checkpoint, which then replaces it;
@@ -166,6 +172,8 @@ def validate(c: TrainConfig) -> None:
         (c.eval_every == 0 or c.eval_data is not None, "eval_every needs eval_data"),
         (not (c.resume and c.overwrite), "resume and overwrite exclude each other: --resume continues the run "
                                          "in --out, --overwrite starts a new one"),
+        (c.resume or not c.resume_override, "resume_override needs resume: it lets a resumed run change its "
+                                            "stored settings"),
     ]
     for ok, message in checks:
         if not ok:

@@ -24,11 +24,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liv.training.checkpointing import MODEL_DIR, _fsync_dir, list_checkpoints, remove_partial_checkpoints
+from liv.training.checkpointing import (MODEL_DIR, RUN_CONFIG_FILE, _fsync_dir, list_checkpoints,
+                                       remove_partial_checkpoints)
 from liv.training.errors import TrainingError
 from liv.training.logs import DATA_ERRORS, EVAL, METRICS, TENSORBOARD
 
-RUN_ENTRIES = ("checkpoints", MODEL_DIR, METRICS, EVAL, DATA_ERRORS, TENSORBOARD)
+RUN_ENTRIES = ("checkpoints", MODEL_DIR, METRICS, EVAL, DATA_ERRORS, TENSORBOARD, RUN_CONFIG_FILE)
 """What a run writes into its directory."""
 STAGING = ".liv-new-run"
 REPLACED = ".liv-replaced"
@@ -40,6 +41,16 @@ def run_entries(root: Path) -> list[str]:
     if not root.is_dir():
         return []
     return [name for name in (*RUN_ENTRIES, STAGING, REPLACED, _REPLACING) if (root / name).exists()]
+
+
+def settled(root: Path, name: str) -> Path:
+    """Where the run's entry ``name`` (one of :data:`RUN_ENTRIES`) is, with a replacement that a kill
+    interrupted counted as the next start will settle it (:meth:`RunDir.prepare`): what a process reads
+    before that start belongs to the run the start continues."""
+    staging, replacing = root / STAGING, root / _REPLACING
+    if list_checkpoints(staging) or (root / REPLACED).exists():  # the new run takes the place of the old
+        return staging / name if (staging / name).exists() else root / name
+    return replacing / name if (replacing / name).exists() else root / name  # the old run is put back
 
 
 def check_out(root: Path, resume: bool, overwrite: bool) -> None:
