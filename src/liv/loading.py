@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -14,6 +15,9 @@ from liv.model import LIVModel, ModelConfig
 from liv.models.clip import CLIPConfig, infer_clip_config
 from liv.models.clip_shapes import clip_tensor_shapes
 from liv.models.presets import PRESETS, get_preset
+
+if TYPE_CHECKING:
+    from liv.model_names import ModelSource
 
 
 def _preset_name(config: CLIPConfig) -> str | None:
@@ -45,26 +49,35 @@ def _build(config: ModelConfig, state_dict: dict[str, torch.Tensor], source: Pat
     return model
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antialias: bool | None = None) -> LIVModel:
-    """Load a model from any supported file; nothing pickled is ever executed.
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antialias: bool | None = None,
+         seed: int = 0) -> LIVModel:
+    """Load a model by path or name; nothing pickled is ever executed.
 
-    ``path`` may be a liv model directory (``model.safetensors`` + ``config.json``), a reference LIV
-    release ``model.pt``, a reference LIV training snapshot, an OpenAI CLIP TorchScript archive
+    ``path`` is anything :mod:`liv.model_names` accepts; a path that exists always wins over a name.
+    A preset name (``clip-tiny``, ``clip-small``, ``clip-rn50``) gives ``create(name, seed=seed)``: random
+    weights. A path may be a liv model directory (``model.safetensors`` + ``config.json``), a reference
+    LIV release ``model.pt``, a reference LIV training snapshot, an OpenAI CLIP TorchScript archive
     (``RN50.pt``), a plain CLIP state dict (``.pt``/``.pth`` or ``.safetensors``), or a training
     checkpoint holding one (open_clip, Lightning, ``{"model": ...}`` and the like). Wrapper prefixes
     from DataParallel/DDP, ``torch.compile`` and wrapping modules are removed (see
-    :mod:`liv.checkpoints.wrappers`). For foreign files the architecture is inferred from tensor shapes. ``antialias`` overrides the stored preprocessing
-    (imported reference files default to the reference's resize without antialiasing).
+    :mod:`liv.checkpoints.wrappers`). For foreign files the architecture is inferred from tensor shapes.
+    ``antialias`` overrides the stored preprocessing (imported reference files default to the
+    reference's resize without antialiasing).
 
     Returns the model in eval mode on ``device``. Raises CheckpointError, one line naming the file and
-    the reason (missing, corrupt or unsafe file; a ``config.json`` field of the wrong type, out of range,
-    unknown, or contradicted by the weights' shapes, named; no CLIP weights, or several; weights that do
-    not fit). Weights are checked against the architecture before the model is built, so a file
-    claiming absurd sizes fails without allocating them.
+    the reason (no such file and not a model name; missing, corrupt or unsafe file; a ``config.json``
+    field of the wrong type, out of range, unknown, or contradicted by the weights' shapes, named; no
+    CLIP weights, or several; weights that do not fit). Weights are checked against the architecture
+    before the model is built, so a file claiming absurd sizes fails without allocating them.
     """
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(path, "no such file or directory")
+    from liv.model_names import resolve_model
+
+    source = resolve_model(path)
+    if source.preset is not None:
+        model = create(source.preset, seed=seed, antialias=True if antialias is None else antialias)
+        return model.to(device)
+    path = source.path
+    assert path is not None
     if is_native(path):
         state_dict, config = read_native(path)
     else:
@@ -87,3 +100,25 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
     if antialias is not None:
         config.antialias = antialias
     return _build(config, state_dict, path).to(device).eval()
+
+
+def check_model(name: str | os.PathLike) -> "ModelSource":
+    """What ``name`` stands for, checked as far as can be done without reading weights -> ModelSource.
+
+    For a command to call on every model it was given before it starts any work: a liv model
+    directory's ``config.json`` and the weights' header are checked against each other (as
+    :func:`load` does), a foreign file must be a file of a kind liv reads. Raises CheckpointError as
+    :func:`load` does.
+    """
+    from liv.checkpoints.foreign import check_container
+    from liv.model_names import resolve_model
+
+    source = resolve_model(name)
+    if source.path is not None:
+        if is_native(source.path):
+            read_native(source.path, header_only=True)
+        elif source.path.is_dir():
+            raise CheckpointError(source.path, "directory has no config.json: not a liv model directory")
+        else:
+            check_container(source.path)
+    return source

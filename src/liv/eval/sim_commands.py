@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from liv.envs.metaworld_env import TASKS  # task names only: mujoco is imported when an environment is made
 from liv.eval.planning import PlannerConfig  # PlanArgs extends it (liv imports torch already)
+from liv.model_names import model_name_problem
 from liv.models.devices import device_problem
 
 if TYPE_CHECKING:
@@ -25,9 +26,9 @@ class BCArgs:
 
     data: Path = field(metadata={"path": "dir"})
     """LeRobot dataset of expert episodes with actions (e.g. from `liv sim generate`)."""
-    model: list[str] = field(default_factory=list)
-    """Representations to compare (repeat): a model file or directory `liv info` reads, or a preset name
-    (clip-tiny, clip-small, clip-rn50) meaning random weights. One table row each (per conditioning)."""
+    model: list[str] = field(default_factory=list, metadata={"check": model_name_problem})
+    """Representations to compare (repeat): a model file or directory `liv info` reads, or a model name (a
+    preset such as clip-tiny, clip-small, clip-rn50 means random weights). One table row each (per conditioning)."""
     out: Path = field(default=Path("bc_results"), metadata={"path": "out_dir"})
     """Output folder: bc.json (every seed and rollout), bc.md (the table), cache/ (embeddings)."""
     text: bool = True
@@ -71,8 +72,9 @@ class PlanArgs(PlannerConfig):
 
     The planner's settings (--planner, --horizon, --samples, ...) are the fields of PlannerConfig."""
 
-    model: list[str] = field(default_factory=list)
-    """Models to compare (repeat): a model file or directory `liv info` reads, or a preset name (random weights)."""
+    model: list[str] = field(default_factory=list, metadata={"check": model_name_problem})
+    """Models to compare (repeat): a model file or directory `liv info` reads, or a model name (a preset: random
+    weights)."""
     tasks: list[str] = field(default_factory=list, metadata={"choices": tuple(TASKS)})
     """Meta-World tasks to plan in (e.g. reach-v3 drawer-open-v3); `liv sim generate --list-tasks` lists them."""
     episodes: int = field(default=5, metadata={"min": 1})
@@ -93,17 +95,23 @@ class PlanArgs(PlannerConfig):
     """Torch CPU threads (1 is fastest for small models on a busy CPU; 0: torch's default)."""
 
 
-def resolve_model(spec: str, device: str = "cpu") -> tuple[LIVModel, str]:
-    """A model from a file/directory path or a preset name (random weights) -> (model, table label)."""
-    import liv
-    from liv.models.presets import PRESETS
+def checked_models(names: list[str]) -> list[str]:
+    """Table labels of the models ``names`` (see liv.model_names), each checked as far as can be done without
+    reading its weights, so that a bad second model fails before the first is evaluated.
 
-    path = Path(spec)
-    if path.exists():
-        return liv.load(path, device=device), path.name if path.name not in ("model.pt", "") else str(path)
-    if spec in PRESETS:
-        return liv.create(spec).to(device), f"{spec} (random init)"
-    raise ValueError(f"--model {spec}: no such file or directory, and not a preset name ({', '.join(PRESETS)})")
+    Raises ValueError if there are none, CheckpointError naming a model that cannot be read."""
+    from liv.loading import check_model
+
+    if not names:
+        raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
+    return [check_model(name).label for name in names]
+
+
+def load_model(name: str, device: str = "cpu") -> LIVModel:
+    """The model ``name`` stands for, on ``device``: ``liv.load`` (a preset: random weights, seed 0)."""
+    import liv
+
+    return liv.load(name, device=device)
 
 
 def _generation_record(data: Path) -> dict[str, Any]:
@@ -137,9 +145,10 @@ def run_bc_command(args: BCArgs) -> int:
     size = tuple(args.size or request.get("size") or (128, 128))
     exclude = [int(e["env_seed"]) for e in gen.get("episodes", [])]  # never evaluate on a training layout
     cache = args.cache_dir or args.out / "cache"
+    labels = checked_models(args.model)  # after the data: a named model may be downloaded
     rows: dict[str, Any] = {}
-    for spec in args.model:
-        model, label = resolve_model(spec, args.device)
+    for spec, label in zip(args.model, labels):
+        model = load_model(spec, args.device)
         emb = embed_dataset(model, dataset, cache)
         print(f"{label}: {len(emb['image'])} frames embedded{' (from the cache)' if emb['cached'] else ''}",
               flush=True)
@@ -166,8 +175,7 @@ def run_plan(args: PlanArgs) -> int:
     from liv.eval.planning import run_planning
     from liv.eval.sim_report import markdown_table, write_sim_report
 
-    if not args.model:
-        raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
+    labels = checked_models(args.model)
     if not args.tasks:
         raise ValueError(f"give --tasks; annotated tasks: {', '.join(TASKS)}")
     unknown = [t for t in args.tasks if t not in TASKS]
@@ -175,8 +183,8 @@ def run_plan(args: PlanArgs) -> int:
         raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
     config = args.resolved()
     rows: dict[str, Any] = {}
-    for spec in args.model:
-        model, label = resolve_model(spec, args.device)
+    for spec, label in zip(args.model, labels):
+        model = load_model(spec, args.device)
         with torch_threads(args.threads or None):
             rows[label] = run_planning(model, args.tasks, config, args.episodes, args.max_steps, args.seeds,
                                        args.camera, tuple(args.size),
