@@ -185,6 +185,7 @@ COMMANDS: dict[str, Command] = {
     "reward": Command(_lazy("liv.eval.commands", "RewardArgs"), _run("liv.eval.commands", "run_reward")),
     "evaluate": Command(_lazy("liv.eval.commands", "EvaluateArgs"), _run("liv.eval.commands", "run_evaluate")),
     "compare": Command(_lazy("liv.eval.commands", "CompareArgs"), _run("liv.eval.commands", "run_compare")),
+    "models": Command(_lazy("liv.models_command", "ModelsArgs"), _run("liv.models_command", "run_models")),
     "data check": Command(_lazy("liv.data.check", "DataCheckArgs"), _run("liv.data.check", "run_data_check")),
     "data epic-kitchens": Command(_lazy("liv.data.epic_kitchens", "EpicKitchensArgs"),
                                   _run("liv.data.epic_kitchens", "run_epic_kitchens")),

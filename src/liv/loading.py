@@ -55,7 +55,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
 
     ``path`` is anything :mod:`liv.model_names` accepts; a path that exists always wins over a name.
     A preset name (``clip-tiny``, ``clip-small``, ``clip-rn50``) gives ``create(name, seed=seed)``: random
-    weights. A path may be a liv model directory (``model.safetensors`` + ``config.json``), a reference
+    weights. A pretrained model's name (``liv-resnet50``, ``openai-rn50``; ``liv models`` lists them) or
+    ``hf://OWNER/REPO[@REVISION][/SUBFOLDER]`` is downloaded once into a cache (see :mod:`liv.hub`) and read
+    like the file it is. A path may be a liv model directory (``model.safetensors`` + ``config.json``), a reference
     LIV release ``model.pt``, a reference LIV training snapshot, an OpenAI CLIP TorchScript archive
     (``RN50.pt``), a plain CLIP state dict (``.pt``/``.pth`` or ``.safetensors``), or a training
     checkpoint holding one (open_clip, Lightning, ``{"model": ...}`` and the like). Wrapper prefixes
@@ -65,7 +67,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
     reference's resize without antialiasing).
 
     Returns the model in eval mode on ``device``. Raises CheckpointError, one line naming the file and
-    the reason (no such file and not a model name; missing, corrupt or unsafe file; a ``config.json``
+    the reason (no such file and not a model name; a download that failed, or one that is not cached
+    while offline; missing, corrupt or unsafe file; a ``config.json``
     field of the wrong type, out of range, unknown, or contradicted by the weights' shapes, named; no
     CLIP weights, or several; weights that do not fit). Weights are checked against the architecture
     before the model is built, so a file claiming absurd sizes fails without allocating them.
@@ -80,6 +83,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
     assert path is not None
     if is_native(path):
         state_dict, config = read_native(path)
+        if source.origin:  # a liv model from the Hub: its own provenance, and where it was loaded from
+            config.provenance = {**config.provenance, "loaded_from": source.name,
+                                 **{k: v for k, v in source.origin.items() if k not in config.provenance}}
     else:
         if path.is_dir():
             raise CheckpointError(path, "directory has no config.json: not a liv model directory")
@@ -90,7 +96,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", *, antiali
             clip_config = infer_clip_config(foreign.state_dict)
         except ValueError as e:
             raise CheckpointError(path, str(e)) from None
-        provenance = {"imported_from": str(path.resolve()), "source_format": foreign.format}
+        # A downloaded file is named by what it is (its name, source, revision), not by its place in a cache.
+        provenance = {"imported_from": source.name if source.origin else str(path.resolve()),
+                      **source.origin, "source_format": foreign.format}
         for k, v in foreign.extras.items():  # a checkpoint's own "source_format" must not mask ours
             if isinstance(v, (int, float, str)):
                 provenance.setdefault(k, v)

@@ -93,6 +93,8 @@ class EvaluateArgs:
     """Torch device, e.g. cpu or cuda:0."""
     batch_size: int = field(default=64, metadata={"min": 1})
     """Frames per image-encoder pass."""
+    card: bool = False
+    """Also put the figures in the model card (README.md) of the evaluated model folder, for publishing it."""
 
 
 @dataclass
@@ -353,12 +355,14 @@ def run_evaluate(args: EvaluateArgs) -> int:
     """
     import liv
     from liv.eval.metrics import evaluate_dataset
+    from liv.checkpoints.model_card import card_folder, write_model_card
     from liv.eval.report import write_report
     from liv.loading import check_model
 
     check_fields(args, as_options=True)
     dataset = _open(args.data, args.format, args.camera)
     source = check_model(args.model)
+    card = card_folder(source.path, "--card") if args.card else None
     model = liv.load(args.model, device=args.device)
     results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                                max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
@@ -368,6 +372,8 @@ def run_evaluate(args: EvaluateArgs) -> int:
                           title=f"LIV reward report: {source.label}")
     print(_summary(results))
     print(f"wrote {args.out / 'metrics.json'} and {report}")
+    if card is not None:
+        print(f"wrote the figures into {write_model_card(card, model.config, results)}")
     return 0
 
 
