@@ -2,7 +2,8 @@
 prose, and each `liv.X.Y` name it mentions resolves after a bare `import liv`.
 
 The README is parsed, not copied here, so a line added to it is run too. Inputs are real and small: the
-block's "model.pt" is a reference-format LIV release (``{'liv': {'module.model.<CLIP key>': tensor}}``)
+block's "model.pt" is a reference-format LIV release (also served as ``liv-resnet50`` by a local
+stand-in for the Hugging Face Hub) (``{'liv': {'module.model.<CLIP key>': tensor}}``)
 of a seeded clip-tiny, written to the folder the statements run in; ``frames = ...`` gets frames of a
 moving square; a prose call's free names get real objects (``path``: a frame-folder dataset, ``env``:
 CartPole rendering RGB arrays). A statement's trailing shape comment (``# (N, 2)``) is checked against
@@ -168,7 +169,26 @@ def run_block(first_line: int, code: str, namespace: dict[str, Any], workspace: 
 
 
 @pytest.fixture(scope="module")
-def readme_run(workspace) -> tuple[dict[str, Any], list[str]]:
+def hub(workspace, tmp_path_factory) -> Iterator[None]:
+    """A local server standing in for the Hugging Face Hub, holding the README's "model.pt" as the LIV
+    release (``jasonyma/LIV``), so that ``liv.load("liv-resnet50")`` runs the real download and cache path."""
+    from hub_server import Content, HubServer, Repo
+
+    commit = "c" * 40
+    release = {"model.pt": (workspace / "model.pt").read_bytes(), "config.yaml": b"agent:\n  size: 50\n"}
+    cache = tmp_path_factory.mktemp("readme_cache")
+    with HubServer(Content(repos={"jasonyma/LIV": Repo({"main": commit}, {commit: release})})) as server, \
+            pytest.MonkeyPatch.context() as mp:
+        for var in ("HF_HUB_OFFLINE", "LIV_OFFLINE", "HF_HUB_CACHE", "HF_TOKEN"):
+            mp.delenv(var, raising=False)
+        mp.setenv("HF_ENDPOINT", server.url)
+        mp.setenv("HF_HOME", str(cache / "hf"))
+        mp.setenv("LIV_CACHE", str(cache / "liv"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def readme_run(workspace, hub) -> tuple[dict[str, Any], list[str]]:
     """(names the README's Python blocks defined, failures), the blocks run in order in one namespace."""
     namespace: dict[str, Any] = {}
     failures: list[str] = []

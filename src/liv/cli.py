@@ -14,6 +14,7 @@ from typing import Any
 
 from liv.cli_args import (ArgumentParser, UsageError, add_dataclass_arguments, dataclass_from_args, given_fields,
                           option_name)
+from liv.model_names import model_name_problem
 from liv.models.devices import device_problem
 
 
@@ -21,8 +22,9 @@ from liv.models.devices import device_problem
 class InfoArgs:
     """Describe a model file: format, architecture, size, preprocessing and provenance."""
 
-    model: Path = field(metadata={"positional": True, "path": "exists"})
-    """Model to describe: a liv model directory, a reference LIV model.pt or snapshot, or an OpenAI CLIP file."""
+    model: str = field(metadata={"positional": True, "check": model_name_problem})
+    """Model to describe: a liv model directory, a reference LIV model.pt or snapshot, an OpenAI CLIP file,
+    or a model name (a preset: random weights)."""
     json: bool = False
     """Print machine-readable JSON instead of text."""
 
@@ -31,8 +33,9 @@ class InfoArgs:
 class ConvertArgs:
     """Convert any model file liv can read into liv's format (model.safetensors + config.json)."""
 
-    source: Path = field(metadata={"positional": True, "path": "exists"})
-    """Model file to convert (reference LIV release or snapshot, OpenAI CLIP TorchScript, state dict)."""
+    source: str = field(metadata={"positional": True, "check": model_name_problem})
+    """Model to convert (reference LIV release or snapshot, OpenAI CLIP TorchScript, state dict, or a model
+    name)."""
     out: Path = field(metadata={"positional": True, "path": "out_dir"})
     """Output directory; created if needed, files in it are replaced atomically."""
     antialias: bool | None = None
@@ -43,8 +46,8 @@ class ConvertArgs:
 class EmbedArgs:
     """Embed texts and/or images with a model and write the embeddings to an .npz file."""
 
-    model: Path = field(metadata={"path": "exists"})
-    """Model to use (any format `liv info` reads)."""
+    model: str = field(metadata={"check": model_name_problem})
+    """Model to use: a path (any format `liv info` reads) or a model name."""
     out: Path = field(metadata={"path": "out_file"})
     """Output .npz with arrays text_embeddings (T, D), image_embeddings (I, D), texts, images."""
     text: list[str] = field(default_factory=list)
@@ -186,6 +189,7 @@ COMMANDS: dict[str, Command] = {
     "reward": Command(_lazy("liv.eval.commands", "RewardArgs"), _run("liv.eval.commands", "run_reward")),
     "evaluate": Command(_lazy("liv.eval.commands", "EvaluateArgs"), _run("liv.eval.commands", "run_evaluate")),
     "compare": Command(_lazy("liv.eval.commands", "CompareArgs"), _run("liv.eval.commands", "run_compare")),
+    "models": Command(_lazy("liv.models_command", "ModelsArgs"), _run("liv.models_command", "run_models")),
     "data check": Command(_lazy("liv.data.check", "DataCheckArgs"), _run("liv.data.check", "run_data_check")),
     "data epic-kitchens": Command(_lazy("liv.data.epic_kitchens", "EpicKitchensArgs"),
                                   _run("liv.data.epic_kitchens", "run_epic_kitchens")),

@@ -201,9 +201,18 @@ class LIVModel(nn.Module):
                        strict_text=strict_text)
 
     # ----------------------------------------------------------------------------- persistence
-    def save(self, directory: str | os.PathLike) -> None:
-        """Write ``model.safetensors`` (OpenAI CLIP keys) and ``config.json`` into ``directory``,
-        each atomically (a crash leaves either the old file or the new one, never half of one)."""
+    def save(self, directory: str | os.PathLike, *, evaluation: dict[str, Any] | None = None) -> None:
+        """Write ``model.safetensors`` (OpenAI CLIP keys), ``config.json`` and a model card ``README.md`` into
+        ``directory``, each atomically (a crash leaves either the old file or the new one, never half of one).
+
+        The card's YAML front matter is what the Hugging Face Hub reads (``library_name: liv``, licence, tags,
+        base model; see :mod:`liv.checkpoints.model_card`), so the folder can be uploaded as it is and loaded
+        back with ``liv.load("hf://OWNER/REPO")``. ``evaluation``: results of
+        ``liv.eval.metrics.evaluate_dataset`` (or a ``liv evaluate`` metrics.json, parsed) whose headline
+        figures the card shows.
+        """
+        from liv.checkpoints.model_card import write_model_card
         from liv.checkpoints.native import save_native
 
         save_native(directory, self.clip.state_dict(), self.config)
+        write_model_card(directory, self.config, evaluation)

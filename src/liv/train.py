@@ -37,11 +37,8 @@ from liv.training.speed import compile_towers, learning_rate, make_optimizer, pr
 
 def _initial_model(config: TrainConfig):
     import liv
-    from liv.models.presets import PRESETS
 
-    if config.init in PRESETS:
-        return liv.create(config.init, seed=config.seed)
-    return liv.load(config.init)
+    return liv.load(config.init, seed=config.seed)  # a preset: random weights from the run's seed
 
 
 def _open_data(path: Path, config: TrainConfig, check: bool):

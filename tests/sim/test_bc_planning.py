@@ -200,7 +200,7 @@ def test_planning_with_liv_reward_is_well_formed(model):
 
 
 def test_command_options_parse(tmp_path):
-    for cls, argv in ((BCArgs, ["--data", str(tmp_path), "--model", "a", "--model", "clip-tiny", "--one-hot",
+    for cls, argv in ((BCArgs, ["--data", str(tmp_path), "--model", "clip-small", "--model", "clip-tiny", "--one-hot",
                                 "--hidden", "8", "8", "--size", "64", "64"]),
                       (PlanArgs, ["--model", "clip-tiny", "--tasks", "reach-v3", "--planner", "mppi"])):
         parser = argparse.ArgumentParser()

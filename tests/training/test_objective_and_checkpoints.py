@@ -159,7 +159,7 @@ def test_the_final_model_is_saved_whole_and_a_killed_save_is_cleaned(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "stale.txt").write_text("from another save")
     assert save_final_model(tmp_path, model) == tmp_path / "model"
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert torch.equal(liv.load(tmp_path / "model").clip.text_projection, model.clip.text_projection)
     left = [tmp_path / ".model.tmp-4242", tmp_path / ".metrics.jsonl.x1y2.tmp",
             tmp_path / "model" / ".model.safetensors.abc.tmp"]

@@ -28,7 +28,7 @@ from liv.checkpoints.errors import CheckpointError
 from liv.checkpoints.torch_pickle import load_weights_only
 from liv.checkpoints.wrappers import AmbiguousWeights, Found, best_guess, describe, find_clip_weights
 
-__all__ = ["FORMATS", "CheckpointError", "ForeignCheckpoint", "read_foreign_state_dict"]
+__all__ = ["FORMATS", "CheckpointError", "ForeignCheckpoint", "check_container", "read_foreign_state_dict"]
 
 FORMATS = ("liv-release", "liv-snapshot", "openai-torchscript", "clip-state-dict",
            "safetensors-state-dict", "training-checkpoint")
@@ -83,6 +83,29 @@ def read_foreign_state_dict(path: str | os.PathLike) -> ForeignCheckpoint:
     weights with non-tensor entries or keys that clash once ``_orig_mod`` is removed.
     """
     p = Path(path)
+    container, names = _container(p)
+    fmt: str | None = None  # for pickles: decided by where the weights are
+    if container == "safetensors":
+        obj, fmt = _load_safetensors(p), "safetensors-state-dict"
+    elif container == "torchscript":
+        obj, fmt = _read_torchscript(p, names), "openai-torchscript"
+    else:
+        obj = load_weights_only(p)
+    found, fmt, extras = _unwrap(p, obj, fmt)
+    return ForeignCheckpoint(state_dict=_finish(p, found), format=fmt, extras=extras,
+                             location=found.location)
+
+
+def check_container(path: str | os.PathLike) -> str:
+    """Check, without reading the weights, that ``path`` is a file of a kind
+    :func:`read_foreign_state_dict` reads -> ``"safetensors"``, ``"torchscript"``, ``"torch-zip"`` or
+    ``"pickle"``. Raises CheckpointError as that function does for a missing, empty, unreadable or
+    unrecognised file, or a zip archive whose directory is damaged."""
+    return _container(Path(path))[0]
+
+
+def _container(p: Path) -> tuple[str, list[str]]:
+    """(kind of file, names in its zip archive) from the first bytes and a zip's directory."""
     if not p.exists():
         raise CheckpointError(p, "file does not exist")
     if not p.is_file():
@@ -95,27 +118,20 @@ def read_foreign_state_dict(path: str | os.PathLike) -> ForeignCheckpoint:
         raise CheckpointError(p, f"cannot be read ({e.strerror or e})") from e
     if not head:
         raise CheckpointError(p, "file is empty, not a checkpoint")
-
-    fmt: str | None = None  # for pickles: decided by where the weights are
     if p.suffix == ".safetensors" or _looks_like_safetensors(head, size):
-        obj, fmt = _load_safetensors(p), "safetensors-state-dict"
-    elif head.startswith(b"PK"):
+        return "safetensors", []
+    if head.startswith(b"PK"):
         names = _zip_names(p)
         # Same test torch.load uses to divert a zip to torch.jit.load.
         if any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in names):
-            obj, fmt = _read_torchscript(p, names), "openai-torchscript"
-        else:
-            obj = load_weights_only(p)
-    elif head.startswith(b"\x80"):  # pickle protocol >= 2: torch.save's legacy format
-        obj = load_weights_only(p)
-    else:
-        raise CheckpointError(
-            p, f"not a checkpoint: unrecognised file header {head[:8]!r} "
-            "(expected a torch zip archive, a pickle or a safetensors file)"
-        )
-    found, fmt, extras = _unwrap(p, obj, fmt)
-    return ForeignCheckpoint(state_dict=_finish(p, found), format=fmt, extras=extras,
-                             location=found.location)
+            return "torchscript", names
+        return "torch-zip", names
+    if head.startswith(b"\x80"):  # pickle protocol >= 2: torch.save's legacy format
+        return "pickle", []
+    raise CheckpointError(
+        p, f"not a checkpoint: unrecognised file header {head[:8]!r} "
+        "(expected a torch zip archive, a pickle or a safetensors file)"
+    )
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:

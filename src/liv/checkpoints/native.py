@@ -107,8 +107,10 @@ def _read_config(config_path: Path) -> Any:
         raise CheckpointError(config_path, "config.json is not valid JSON (nested too deeply)") from None
 
 
-def read_native(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], "ModelConfig"]:
-    """Read a liv model directory -> (state dict on CPU, its ModelConfig).
+def read_native(path: str | os.PathLike, *, header_only: bool = False
+                ) -> tuple[dict[str, torch.Tensor], "ModelConfig"]:
+    """Read a liv model directory -> (state dict on CPU, its ModelConfig); with ``header_only``, check
+    everything but read no tensor -> ({}, ModelConfig).
 
     ``config.json`` is checked field by field, then the tensor shapes in the weights' header against
     it, all before any tensor is read or the model built: a config or header claiming absurd sizes
@@ -132,7 +134,7 @@ def read_native(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], "Mode
         with weights:
             shapes = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
             check_weights(config.clip, shapes, config_path, weights_path, defaulted)
-            state_dict = {key: weights.get_tensor(key) for key in shapes}
+            state_dict = {} if header_only else {key: weights.get_tensor(key) for key in shapes}
     except (SafetensorError, OSError) as e:
         raise CheckpointError(weights_path, f"corrupt or truncated safetensors file ({e})") from None
     return state_dict, config

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from liv.cli_args import check_fields, check_path
 from liv.data.episodes import DataError
 from liv.eval.labels import model_labels
+from liv.model_names import model_name_problem
 from liv.models.devices import device_problem
 
 if TYPE_CHECKING:  # numpy, torch, PIL: imported where used, so that `liv reward --help` starts fast
@@ -27,8 +28,8 @@ DataFormat = Literal["auto", "frames", "video", "lerobot"]
 class RewardArgs:
     """Score frames against goals: per-frame similarity (value) and LIV reward, as CSV, plot and animation."""
 
-    model: Path = field(metadata={"path": "exists"})
-    """Model to use (any format `liv info` reads)."""
+    model: str = field(metadata={"check": model_name_problem})
+    """Model to use: a path (any format `liv info` reads) or a model name."""
     out: Path = field(metadata={"path": "out"})
     """Output directory (rewards.csv, rewards.png, rewards.mp4/.gif); with --data, the output .parquet file."""
     input: Path | None = field(default=None, metadata={"positional": True, "path": "exists"})
@@ -73,8 +74,8 @@ class EvaluateArgs:
     """Measure reward quality on a dataset (VOC, negative rate, language confusion matrix, AUROC): metrics.json
     and a self-contained report.html."""
 
-    model: Path = field(metadata={"path": "exists"})
-    """Model to evaluate (any format `liv info` reads)."""
+    model: str = field(metadata={"check": model_name_problem})
+    """Model to evaluate: a path (any format `liv info` reads) or a model name."""
     data: Path = field(metadata={"path": "exists"})
     """Dataset: manifest.csv (or its folder) of frame folders or videos, or a LeRobot root."""
     out: Path = field(metadata={"path": "out_dir"})
@@ -96,14 +97,17 @@ class EvaluateArgs:
     """Torch device, e.g. cpu or cuda:0."""
     batch_size: int = field(default=64, metadata={"min": 1})
     """Frames per image-encoder pass."""
+    card: bool = False
+    """Also put the figures in the model card (README.md) of the evaluated model folder, for publishing it."""
 
 
 @dataclass
 class CompareArgs:
     """Evaluate several models on one dataset and put their metrics side by side (compare.json, compare.html)."""
 
-    models: list[Path] = field(metadata={"path": "exists"})
-    """Models to compare (any format `liv info` reads); labelled by run: runs/ft/model -> ft."""
+    models: list[str] = field(metadata={"check": model_name_problem})
+    """Models to compare: paths (any format `liv info` reads) or model names; labelled by run (runs/ft/model
+    -> ft) or by name."""
     data: Path = field(metadata={"path": "exists"})
     """Dataset: manifest.csv (or its folder) of frame folders or videos, or a LeRobot root."""
     out: Path = field(metadata={"path": "out_dir"})
@@ -307,14 +311,19 @@ def _summary(results: dict[str, Any]) -> str:
 def run_evaluate(args: EvaluateArgs) -> int:
     """`liv evaluate`: metrics.json and report.html for one model on one dataset.
 
-    Raises ValueError naming the option for a bad option, DataError naming the file and line for bad data.
+    Raises ValueError naming the option for a bad option, DataError naming the file and line for bad data,
+    CheckpointError for a model that cannot be read; the data and the model are checked before any work.
     """
     import liv
     from liv.eval.metrics import evaluate_dataset
+    from liv.checkpoints.model_card import card_folder, write_model_card
     from liv.eval.report import write_report
+    from liv.loading import check_model
 
     check_fields(args, as_options=True)
     dataset = _open(args.data, args.format, args.camera)
+    source = check_model(args.model)
+    card = card_folder(source.path, "--card") if args.card else None
     model = liv.load(args.model, device=args.device)
     results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                                max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
@@ -322,9 +331,11 @@ def run_evaluate(args: EvaluateArgs) -> int:
     _say_dropped(results)
     results["model"]["path"] = str(args.model)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
-                          title=f"LIV reward report: {args.model.name}")
+                          title=f"LIV reward report: {source.label}")
     print(_summary(results))
     print(f"wrote {args.out / 'metrics.json'} and {report}")
+    if card is not None:
+        print(f"wrote the figures into {write_model_card(card, model.config, results)}")
     return 0
 
 
@@ -338,25 +349,30 @@ def _say_dropped(results: dict[str, Any]) -> None:
 def run_compare(args: CompareArgs) -> int:
     """`liv compare`: every model evaluated on the same dataset -> compare.json and compare.html.
 
-    Raises ValueError naming the option for a bad option, DataError naming the file and line for bad data.
+    Every input is checked before the first evaluation: the data opened, each model resolved and its
+    header or config read. Raises ValueError naming the option for a bad option, DataError naming the
+    file and line for bad data, CheckpointError naming the model that cannot be read.
     """
     import liv
-    from liv.eval.metrics import evaluate_dataset
     from liv.eval.compare_report import write_compare
+    from liv.eval.metrics import evaluate_dataset
+    from liv.loading import check_model
 
     check_fields(args, as_options=True)
     if not args.models:
         raise ValueError("give at least one model with --models")
     dataset = _open(args.data, args.format, args.camera)
+    for name in args.models:
+        check_model(name)
     results = {}
-    for label, path in zip(model_labels(list(args.models)), args.models):
-        model = liv.load(path, device=args.device)
+    for label, name in zip(model_labels(list(args.models)), args.models):
+        model = liv.load(name, device=args.device)
         r = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,
                              max_episodes_per_task=args.max_episodes_per_task, batch_size=args.batch_size,
                              progress=True, strict_text=args.strict_text)
         if not results:  # every model sees the same episodes: said once
             _say_dropped(r)
-        r["model"]["path"] = str(path)
+        r["model"]["path"] = str(name)
         results[label] = r
         print(f"{label}: {_summary(r)}")
     page = write_compare(results, args.out, dataset=dataset)

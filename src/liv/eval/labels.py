@@ -34,8 +34,8 @@ def _meaningful_parts(spec: str | os.PathLike) -> list[str]:
 def model_labels(specs: Sequence[str | os.PathLike]) -> list[str]:
     """One short distinct label per model: a preset or other name as given, a path by its run.
 
-    A spec that is not an existing path and has no path separator (``clip-rn50``) is a name and is its
-    own label. A path is labelled by its last component that is not generic (``model``, ``final``,
+    A spec that is not an existing path and has no path separator (``clip-rn50``), or an ``hf://`` name,
+    is a name and is its own label. A path is labelled by its last component that is not generic (``model``, ``final``,
     ``checkpoints``, ``model.pt`` ...; see ``GENERIC_NAMES``), with the folder above a numbered
     checkpoint: ``runs/ft/model`` -> ``ft``, ``runs/ft/checkpoints/step_00000600`` -> ``ft/step_00000600``,
     ``release/model.pt`` -> ``release``. Labels that collide take more of their paths (``a/ft``,
@@ -45,7 +45,7 @@ def model_labels(specs: Sequence[str | os.PathLike]) -> list[str]:
     depth: list[int] = []
     for spec in specs:
         text = str(spec)
-        if not os.path.exists(text) and "/" not in text and os.sep not in text:
+        if not os.path.exists(text) and (text.startswith("hf://") or ("/" not in text and os.sep not in text)):
             parts.append([text])
             depth.append(1)
             continue

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from liv.envs.metaworld_tasks import TASKS
 from liv.eval.planner_config import PlannerConfig  # PlanArgs extends it
+from liv.model_names import model_name_problem
 from liv.models.devices import device_problem
 
 if TYPE_CHECKING:
@@ -27,9 +28,9 @@ class BCArgs:
 
     data: Path = field(metadata={"path": "dir"})
     """LeRobot dataset of expert episodes with actions (e.g. from `liv sim generate`)."""
-    model: list[str] = field(default_factory=list)
-    """Representations to compare (repeat): a model file or directory `liv info` reads, or a preset name
-    (clip-tiny, clip-small, clip-rn50) meaning random weights. One table row each (per conditioning)."""
+    model: list[str] = field(default_factory=list, metadata={"check": model_name_problem})
+    """Representations to compare (repeat): a model file or directory `liv info` reads, or a model name (a
+    preset such as clip-tiny, clip-small, clip-rn50 means random weights). One table row each (per conditioning)."""
     out: Path = field(default=Path("bc_results"), metadata={"path": "out_dir"})
     """Output folder: bc.json (every seed and rollout), bc.md (the table), cache/ (embeddings)."""
     text: bool = True
@@ -75,8 +76,9 @@ class PlanArgs(PlannerConfig):
 
     The planner's settings (--planner, --horizon, --samples, ...) are the fields of PlannerConfig."""
 
-    model: list[str] = field(default_factory=list)
-    """Models to compare (repeat): a model file or directory `liv info` reads, or a preset name (random weights)."""
+    model: list[str] = field(default_factory=list, metadata={"check": model_name_problem})
+    """Models to compare (repeat): a model file or directory `liv info` reads, or a model name (a preset: random
+    weights)."""
     tasks: list[str] = field(default_factory=list, metadata={"choices": tuple(TASKS)})
     """Meta-World tasks to plan in (e.g. reach-v3 drawer-open-v3); `liv sim generate --list-tasks` lists them."""
     episodes: int = field(default=5, metadata={"min": 1})
@@ -99,17 +101,23 @@ class PlanArgs(PlannerConfig):
     """Torch CPU threads (1 is fastest for small models on a busy CPU; 0: torch's default)."""
 
 
-def resolve_model(spec: str, device: str = "cpu") -> tuple[LIVModel, str]:
-    """A model from a file/directory path or a preset name (random weights) -> (model, table label)."""
-    import liv
-    from liv.models.presets import PRESETS
+def checked_models(names: list[str]) -> list[str]:
+    """Table labels of the models ``names`` (see liv.model_names), each checked as far as can be done without
+    reading its weights, so that a bad second model fails before the first is evaluated.
 
-    path = Path(spec)
-    if path.exists():
-        return liv.load(path, device=device), path.name if path.name not in ("model.pt", "") else str(path)
-    if spec in PRESETS:
-        return liv.create(spec).to(device), f"{spec} (random init)"
-    raise ValueError(f"--model {spec}: no such file or directory, and not a preset name ({', '.join(PRESETS)})")
+    Raises ValueError if there are none, CheckpointError naming a model that cannot be read."""
+    from liv.loading import check_model
+
+    if not names:
+        raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
+    return [check_model(name).label for name in names]
+
+
+def load_model(name: str, device: str = "cpu") -> LIVModel:
+    """The model ``name`` stands for, on ``device``: ``liv.load`` (a preset: random weights, seed 0)."""
+    import liv
+
+    return liv.load(name, device=device)
 
 
 @dataclass(frozen=True)
@@ -219,8 +227,9 @@ def run_bc_command(args: BCArgs) -> int:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
-    models = [resolve_model(spec, args.device) for spec in args.model]
-    trained = [(spec, _model_rendering(spec, m)) for spec, (m, _) in zip(args.model, models)]
+    labels = checked_models(args.model)  # after the data: a named model may be downloaded
+    models = [load_model(spec, args.device) for spec in args.model]
+    trained = [(spec, _model_rendering(spec, m)) for spec, m in zip(args.model, models)]
     rendering = resolve_rendering("liv bc", args.camera, args.size, trained, rendering_settings(args.data),
                                   default_size=(128, 128))
     _say_rendering(rendering)
@@ -228,7 +237,7 @@ def run_bc_command(args: BCArgs) -> int:
     exclude = [int(e["env_seed"]) for e in gen.get("episodes", [])]  # never evaluate on a training layout
     cache = args.cache_dir or args.out / "cache"
     rows: dict[str, Any] = {}
-    for spec, (model, label) in zip(args.model, models):
+    for spec, label, model in zip(args.model, labels, models):
         emb = embed_dataset(model, dataset, cache)
         print(f"{label}: {len(emb['image'])} frames embedded{' (from the cache)' if emb['cached'] else ''}",
               flush=True)
@@ -256,20 +265,19 @@ def run_plan(args: PlanArgs) -> int:
     from liv.eval.planning import run_planning
     from liv.eval.sim_report import markdown_table, write_sim_report
 
-    if not args.model:
-        raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
+    labels = checked_models(args.model)
     if not args.tasks:
         raise ValueError(f"give --tasks; annotated tasks: {', '.join(TASKS)}")
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {', '.join(unknown)}; `liv sim generate --list-tasks` lists them")
     config = args.resolved()
-    models = [resolve_model(spec, args.device) for spec in args.model]
+    models = [load_model(spec, args.device) for spec in args.model]
     rendering = resolve_rendering("liv plan", args.camera, args.size,
-                                  [(spec, _model_rendering(spec, m)) for spec, (m, _) in zip(args.model, models)])
+                                  [(spec, _model_rendering(spec, m)) for spec, m in zip(args.model, models)])
     _say_rendering(rendering)
     rows: dict[str, Any] = {}
-    for spec, (model, label) in zip(args.model, models):
+    for spec, label, model in zip(args.model, labels, models):
         with torch_threads(args.threads or None):
             rows[label] = run_planning(model, args.tasks, config, args.episodes, args.max_steps, args.seeds,
                                        rendering.camera, rendering.size,

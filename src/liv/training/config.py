@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from liv.cli_args import check_fields
+from liv.model_names import model_name_problem
 from liv.models.devices import device_or_auto_problem
 
 Objective = Literal["liv", "vip", "clip", "vip-i"]
@@ -29,8 +30,9 @@ class TrainConfig:
     holds a run needs --resume or --overwrite."""
     preset: Literal["finetune", "pretrain"] = "finetune"
     """Paper settings to start from (Table 3); options given explicitly override them."""
-    init: str = "clip-tiny"
-    """Initial weights: a preset name (random init, e.g. clip-tiny, clip-rn50) or any file liv.load reads."""
+    init: str = field(default="clip-tiny", metadata={"check": model_name_problem})
+    """Initial weights: any file liv.load reads, or a model name (a preset such as clip-tiny or clip-rn50 means
+    random weights from --seed)."""
     objective: Objective = "liv"
     """liv (InfoNCE + VIP), vip (image VIP with -L2, original VIP), clip (InfoNCE only), vip-i (VIP on image goals)."""
     data_format: Literal["auto", "frames", "video", "lerobot"] = "auto"
