@@ -147,3 +147,14 @@ def test_the_name_check_imports_no_torch(tmp_path):
             "print('torch' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+
+
+def test_simulation_tables_tell_two_runs_models_apart(files, tmp_path):
+    import shutil
+
+    from liv.eval.sim_commands import checked_models
+
+    for run in ("a", "b"):  # two runs each with a folder "model": one row each, not one overwriting the other
+        shutil.copytree(files / "model", tmp_path / run / "model")
+    assert checked_models([str(tmp_path / "a" / "model"), str(tmp_path / "b" / "model"), "clip-tiny"]) == [
+        "a", "b", "clip-tiny (random init)"]

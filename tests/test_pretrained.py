@@ -263,3 +263,16 @@ def test_commands_take_hub_names_and_check_them_all_before_working(hub, tmp_path
     assert main(["train", "--data", str(tmp_path / "frames"), "--out", str(tmp_path / "run"), "--init", "hf://bad",
                  "--no-progress"]) == 2
     assert "--init: hf://bad: a Hub name is hf://OWNER/REPO[@REVISION][/SUBFOLDER]" in capsys.readouterr().err
+
+
+def test_a_card_is_never_written_into_a_download_cache(hub, tmp_path, capsys):
+    from liv.data.frame_folders import write_frame_folders
+
+    rng = np.random.default_rng(0)
+    write_frame_folders(tmp_path / "frames", [("open", rng.integers(0, 256, (3, 16, 16, 3), np.uint8))])
+    status = main(["evaluate", "--model", "hf://someone/liv-tiny", "--data", str(tmp_path / "frames"),
+                   "--out", str(tmp_path / "report"), "--card"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--card: hf://someone/liv-tiny is a downloaded model" in err
+    cached = list((tmp_path / "hf").rglob("README.md"))
+    assert cached == [] and not (tmp_path / "report").exists()

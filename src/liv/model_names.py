@@ -212,7 +212,9 @@ def _resolve_pretrained(name: str, entry: Pretrained) -> ModelSource:
 
     origin: dict[str, Any] = {"pretrained": entry.name, "license": entry.license.lower()}
     if entry.hub_repo:
-        paths = [hub.hub_download(name, entry.hub_repo, f) for f in entry.hub_files]
+        first = hub.hub_download(name, entry.hub_repo, entry.hub_files[0])
+        # the other files at the first one's commit, so that all lie in one snapshot even if the branch moves
+        paths = [first] + [hub.hub_download(name, entry.hub_repo, f, _commit(first)) for f in entry.hub_files[1:]]
         origin.update(source=f"hf://{entry.hub_repo}", revision=_commit(paths[0]), base_model=entry.hub_repo)
         return ModelSource(name, path=paths[0], origin=origin)
     assert entry.url_path and entry.sha256
@@ -244,7 +246,9 @@ def _resolve_hf(name: str, ref: HubName) -> ModelSource:
                                       f"them from {hub.hub_page(ref.repo)} when online, or give the path of a local "
                                       "copy instead") from None
         return ModelSource(name, path=path, origin={**origin, "revision": _commit(path)})
-    hub.hub_download(name, ref.repo, "model.safetensors", ref.revision, ref.subfolder)
+    # At the commit config.json came from, not the branch again: a push between the two downloads would
+    # otherwise leave the weights in another snapshot folder than their config.
+    hub.hub_download(name, ref.repo, "model.safetensors", _commit(config) or ref.revision, ref.subfolder)
     return ModelSource(name, path=config.parent, origin={**origin, "revision": _commit(config)})
 
 

@@ -280,7 +280,8 @@ def test_plan_renders_as_the_model_was_trained(data, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert f"liv plan: camera {DATA_CAMERA} and size 48x48 px from {tmp_path / 'model'}'s provenance" in out
     assert "warning" not in err
-    settings = json.loads((tmp_path / "plan" / "plan.json").read_text())["rows"]["model"]["settings"]
+    # the row is labelled by the run folder holding "model" (liv.eval.labels)
+    settings = json.loads((tmp_path / "plan" / "plan.json").read_text())["rows"][tmp_path.name]["settings"]
     assert (settings["camera"], settings["size"]) == (DATA_CAMERA, list(DATA_SIZE))
     # provenance is free-form JSON: a hand-edited record that cannot be used is refused in one line
     model.config.provenance["rendering"] = {"camera": "closeup", "size": [64]}

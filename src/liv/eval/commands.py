@@ -323,6 +323,9 @@ def run_evaluate(args: EvaluateArgs) -> int:
     check_fields(args, as_options=True)
     dataset = _open(args.data, args.format, args.camera)
     source = check_model(args.model)
+    if args.card and source.origin:  # its folder is huggingface_hub's or liv's download cache: not ours to edit
+        raise ValueError(f"--card: {args.model} is a downloaded model; save it to a folder of your own first "
+                         f"(liv convert {args.model} my_model/) and evaluate that")
     card = card_folder(source.path, "--card") if args.card else None
     model = liv.load(args.model, device=args.device)
     results = evaluate_dataset(model, dataset, extra_goals=args.extra_goal,

@@ -110,7 +110,12 @@ def checked_models(names: list[str]) -> list[str]:
 
     if not names:
         raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
-    return [check_model(name).label for name in names]
+    from liv.eval.labels import model_labels
+
+    sources = [check_model(name) for name in names]
+    # distinct (two runs' "model" folders must not share a row), presets marked as random weights
+    return [f"{label} (random init)" if source.preset is not None else label
+            for label, source in zip(model_labels(names), sources)]
 
 
 def load_model(name: str, device: str = "cpu") -> LIVModel:

@@ -39,6 +39,8 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
     for key in _PATHS:
         if values[key] is not None:
             values[key] = os.path.abspath(values[key])
+    if values.get("init") is not None and os.path.exists(values["init"]):  # a path, not a model name
+        values["init"] = os.path.abspath(values["init"])
     return values
 
 
@@ -69,7 +71,7 @@ def stored_settings(root: Path) -> tuple[dict[str, Any], Path] | None:
 
 
 def _comparable(key: str, value: Any) -> Any:
-    if key in _PATHS and value is not None:
+    if value is not None and (key in _PATHS or (key == "init" and os.path.exists(value))):
         return os.path.realpath(value)
     return list(value) if isinstance(value, (list, tuple)) else value
 
