@@ -41,6 +41,14 @@ def _initial_model(config: TrainConfig):
     return liv.load(config.init, seed=config.seed)  # a preset: random weights from the run's seed
 
 
+def _check_init(config: TrainConfig) -> None:
+    """Resolve ``--init`` (a named model is downloaded here) and read its header or config; raises
+    CheckpointError naming it, before the run directory is touched."""
+    from liv.loading import check_model
+
+    check_model(config.init)
+
+
 def _open_data(path: Path, config: TrainConfig, check: bool):
     """Open ``path`` with the run's format options; with ``check``, refuse it if the data check finds errors
     (episodes too short to sample are only warnings)."""
@@ -95,15 +103,17 @@ def train(config: TrainConfig) -> Path:
     ``liv.training.resume.MAY_CHANGE`` (or set ``resume_override``); a run that has finished at
     ``config.steps`` is left as it is.
 
-    Raises ValueError for settings a resume refuses (see liv.training.resume.check_resume); TrainingError
-    (the last good checkpoint is kept) for: an --out that is a file, or holds a run while neither --resume
-    nor --overwrite is given; bad data before the first step; more unreadable samples than
+    Raises ValueError for settings a resume refuses (see liv.training.resume.check_resume) and for an --out
+    that is a file, or holds a run while neither --resume nor --overwrite is given; CheckpointError for an
+    --init that cannot be read or downloaded (before OUT is touched); TrainingError (the last good
+    checkpoint is kept) for: bad data before the first step; more unreadable samples than
     --max-bad-samples; a non-finite loss.
     """
     # ---------------------------------------------------------------- setup
     check_out(config.out, config.resume, config.overwrite)  # every process, before any of them writes
     if config.resume:
         check_resume(config)
+    _check_init(config)  # a model that cannot be had (not downloadable now, unreadable) leaves no run behind
     info, device = init_distributed(config.device)
     run = RunDir(config.out)
     logs = None

@@ -55,7 +55,7 @@ def _copy(run, tmp_path):
 def test_a_used_run_directory_is_refused_in_one_line_and_left_intact(old_run, data, tmp_path, capsys):
     run = _copy(old_run, tmp_path)
     before = _snapshot(run)
-    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "3", *ARGS]) != 0
+    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "3", *ARGS]) == 2  # a usage error
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(f"liv train: error: --out {run} already holds a run (checkpoints, model, metrics.jsonl")
@@ -66,7 +66,7 @@ def test_a_used_run_directory_is_refused_in_one_line_and_left_intact(old_run, da
 @pytest.mark.parametrize("extra", [[], ["--resume"], ["--overwrite"]])
 def test_out_naming_a_file_is_one_clear_line(data, tmp_path, capsys, extra):
     (tmp_path / "taken").write_text("not a run")
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "taken"), "--steps", "1", *ARGS, *extra]) != 0
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "taken"), "--steps", "1", *ARGS, *extra]) == 2
     err = capsys.readouterr().err
     assert err == (f"liv train: error: --out {tmp_path / 'taken'} is a file; give a directory for the run "
                    "(it is created if missing)\n")
@@ -188,3 +188,12 @@ def test_without_a_crash_the_replacement_makes_the_same_state(tmp_path):
     assert run.current == root / STAGING
     run.commit()
     assert sorted(p.name for p in root.iterdir()) == ["checkpoints"] and run.current == root
+
+
+def test_an_init_that_cannot_be_read_leaves_no_run_behind(data, tmp_path, capsys):
+    (tmp_path / "notes.pt").write_text("not a model")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "1", *ARGS,
+                 "--init", str(tmp_path / "notes.pt")]) == 2
+    assert "notes.pt" in capsys.readouterr().err
+    assert not run.exists() or run_dir.run_entries(run) == []  # so the corrected command is not refused as a used --out

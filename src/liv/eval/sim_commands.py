@@ -151,8 +151,8 @@ def resolve_rendering(command: str, camera: str | None, size: Sequence[int] | No
 
     Each setting is, in order of precedence: the option given (``camera``, ``size``); the dataset's
     (``data``, a :func:`liv.envs.metaworld_data.rendering_settings` record: a BC policy learns from
-    those frames); the first model's training frames (``models``: (label, its provenance's "rendering"
-    record or None) per model); else corner / ``default_size``. A note says when a model's record
+    those frames); the training frames of the first model that records them (``models``: (label, its provenance's
+    "rendering" record or None) per model; presets and imported files record none); else corner / ``default_size``. A note says when a model's record
     decided; a warning names each model trained on another camera or frame size than the rollouts use
     (its embeddings, and so its rewards, then see frames unlike any it learned from).
     """

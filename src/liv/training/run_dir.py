@@ -56,16 +56,16 @@ def settled(root: Path, name: str) -> Path:
 def check_out(root: Path, resume: bool, overwrite: bool) -> None:
     """Refuse an ``--out`` that training must not write into; reads only, so every process can call it.
 
-    Raises TrainingError (one line) when ``root`` is an existing file, or holds a run and neither
-    ``resume`` nor ``overwrite`` is given.
+    Raises ValueError (one line; a usage error, exit status 2) when ``root`` is an existing file, or holds
+    a run and neither ``resume`` nor ``overwrite`` is given.
     """
     if root.exists() and not root.is_dir():
-        raise TrainingError(f"--out {root} is a file; give a directory for the run (it is created if missing)")
+        raise ValueError(f"--out {root} is a file; give a directory for the run (it is created if missing)")
     found = [name for name in run_entries(root) if name in RUN_ENTRIES] or run_entries(root)
     if found and not (resume or overwrite):
-        raise TrainingError(f"--out {root} already holds a run ({', '.join(found)}); --resume continues it, "
-                            "--overwrite starts a new one (the old run is deleted once the new one has its "
-                            "first checkpoint)")
+        raise ValueError(f"--out {root} already holds a run ({', '.join(found)}); --resume continues it, "
+                         "--overwrite starts a new one (the old run is deleted once the new one has its "
+                         "first checkpoint)")
 
 
 @dataclass
