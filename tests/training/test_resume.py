@@ -161,3 +161,18 @@ def test_the_options_that_may_change_are_the_ones_the_help_names():
     doc = field_docs(TrainConfig)["resume"].split(" except ", 1)[1]
     named = [word.strip(",.()") for word in doc.split() if word.startswith("--")]
     assert sorted(named) == sorted("--" + name.replace("_", "-") for name in MAY_CHANGE)
+
+
+def test_switching_the_preset_on_override_undoes_the_old_presets_values(tmp_path):
+    from liv.training.config import TRAIN_PRESETS, TrainConfig, build_config
+    from liv.training.resume import resume_config, write_settings
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_settings(run, build_config({"preset": "pretrain", "data": tmp_path, "out": run, "init": "clip-tiny"}))
+    config = resume_config({"out": run, "resume": True, "resume_override": True, "preset": "finetune",
+                            "data": tmp_path})
+    defaults = TrainConfig(data=tmp_path, out=run)
+    for key in TRAIN_PRESETS["pretrain"]:  # batch 512, 200k steps, segments...: back to fine-tuning's values
+        assert getattr(config, key) == getattr(defaults, key), key
+    assert config.init == "clip-tiny" and config.preset == "finetune"

@@ -110,8 +110,16 @@ def resume_config(given: dict[str, Any]) -> TrainConfig:
         _refuse_changes(given, stored, path)
     base = dict(stored)
     if given.get("preset", stored.get("preset")) != stored.get("preset"):
+        # what the old preset set goes back to the defaults, then the new preset's values apply
+        for key in TRAIN_PRESETS.get(stored.get("preset"), {}):
+            base[key] = _default(key)
         base.update(TRAIN_PRESETS.get(given["preset"], {}))
     return build_config({**base, **given})
+
+
+def _default(key: str) -> Any:
+    f = _FIELDS[key]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def check_resume(config: TrainConfig) -> int | None:
