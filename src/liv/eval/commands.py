@@ -334,7 +334,8 @@ def run_evaluate(args: EvaluateArgs) -> int:
     _say_dropped(results)
     results["model"]["path"] = str(args.model)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
-                          title=f"LIV reward report: {model_labels([args.model])[0]}")
+                          title=f"LIV reward report: {model_labels([args.model])[0]}"
+                          + (" (random init)" if source.preset is not None else ""))
     print(_summary(results))
     print(f"wrote {args.out / 'metrics.json'} and {report}")
     if card is not None:
