@@ -122,17 +122,6 @@ class ModelSource:
     """For a downloaded model: what the loaded model's provenance records (its name, source, revision,
     licence, base model)."""
 
-    @property
-    def label(self) -> str:
-        """A short name for tables and legends: a file's or folder's name (the whole path for a bare
-        ``model.pt``), a named model's name, or the preset's name marked as random weights."""
-        if self.preset is not None:
-            return f"{self.preset} (random init)"
-        if self.origin:
-            return self.name
-        assert self.path is not None
-        return self.path.name if self.path.name not in ("model.pt", "") else str(self.path)
-
 
 def _preset_names() -> list[str]:
     from liv.models.presets import PRESETS  # imports torch: only for a name that is not a path

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from liv.cli_args import check_fields, check_path
 from liv.data.episodes import DataError
-from liv.eval.labels import model_labels
+from liv.eval.labels import mark_presets, model_labels
 from liv.model_names import model_name_problem
 from liv.models.devices import device_problem
 
@@ -334,8 +334,7 @@ def run_evaluate(args: EvaluateArgs) -> int:
     _say_dropped(results)
     results["model"]["path"] = str(args.model)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
-                          title=f"LIV reward report: {model_labels([args.model])[0]}"
-                          + (" (random init)" if source.preset is not None else ""))
+                          title=f"LIV reward report: {mark_presets(model_labels([args.model]), [source.preset is not None])[0]}")
     print(_summary(results))
     print(f"wrote {args.out / 'metrics.json'} and {report}")
     if card is not None:

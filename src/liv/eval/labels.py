@@ -87,3 +87,8 @@ def folder_names(labels: Sequence[str]) -> list[str]:
             name = f"{base}-{n}"
         out.append(name)
     return out
+
+
+def mark_presets(labels: Sequence[str], presets: Sequence[bool]) -> list[str]:
+    """Labels for tables and titles: a preset's (random weights, not a trained model) marked as such."""
+    return [f"{label} (random init)" if preset else label for label, preset in zip(labels, presets)]

@@ -110,12 +110,11 @@ def checked_models(names: list[str]) -> list[str]:
 
     if not names:
         raise ValueError("give at least one --model (a model file or a preset name such as clip-tiny)")
-    from liv.eval.labels import model_labels
+    from liv.eval.labels import mark_presets, model_labels
 
     sources = [check_model(name) for name in names]
-    # distinct (two runs' "model" folders must not share a row), presets marked as random weights
-    return [f"{label} (random init)" if source.preset is not None else label
-            for label, source in zip(model_labels(names), sources)]
+    # distinct: two runs' "model" folders must not share a row
+    return mark_presets(model_labels(names), [source.preset is not None for source in sources])
 
 
 def load_model(name: str, device: str = "cpu") -> LIVModel:
