@@ -109,7 +109,7 @@ def test_constraints_are_declared_once_and_also_checked_in_code(tmp_path):
     from dataclasses import dataclass, field
 
     from liv.cli_args import add_dataclass_arguments
-    from liv.eval.planning import PlannerConfig
+    from liv.sim.planning import PlannerConfig
     from liv.training.config import build_config
 
     # the range batch_size declares is the one the command line checks (above) and build_config checks

@@ -152,7 +152,7 @@ def test_the_name_check_imports_no_torch(tmp_path):
 def test_simulation_tables_tell_two_runs_models_apart(files, tmp_path):
     import shutil
 
-    from liv.eval.sim_commands import checked_models
+    from liv.sim.commands import checked_models
 
     for run in ("a", "b"):  # two runs each with a folder "model": one row each, not one overwriting the other
         shutil.copytree(files / "model", tmp_path / run / "model")

@@ -35,7 +35,7 @@ def test_import_liv_imports_no_torch():
     modules = imported("-c", "import liv; liv.__version__")
     assert "liv" in modules and "liv._lazy" in modules  # the listing does see liv's own imports
     assert heavy(modules) == []
-    assert not any(m.startswith(("liv.data", "liv.model", "liv.envs", "liv.eval")) for m in modules)
+    assert not any(m.startswith(("liv.data", "liv.model", "liv.envs", "liv.eval", "liv.sim")) for m in modules)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]], ids=" ".join)

@@ -7,7 +7,7 @@ Quick start::
     values = model.similarity(frames, "open the drawer")  # (N,) cosine similarity per frame
 
 ``import liv`` imports neither torch nor any subpackage: each name below, and each subpackage
-(``liv.data``, ``liv.envs``, ``liv.eval``, ``liv.checkpoints``, ``liv.models``, ...), is imported
+(``liv.data``, ``liv.envs``, ``liv.eval``, ``liv.sim``, ``liv.checkpoints``, ``liv.models``, ...), is imported
 when first used, so the command line starts in a fraction of a second.
 """
 

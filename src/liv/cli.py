@@ -194,10 +194,10 @@ COMMANDS: dict[str, Command] = {
     "data epic-kitchens": Command(_lazy("liv.data.epic_kitchens", "EpicKitchensArgs"),
                                   _run("liv.data.epic_kitchens", "run_epic_kitchens")),
     "demo": Command(_lazy("liv.demo", "DemoArgs"), _run("liv.demo", "run_demo")),
-    "bc": Command(_lazy("liv.eval.sim_commands", "BCArgs"), _run("liv.eval.sim_commands", "run_bc_command")),
-    "plan": Command(_lazy("liv.eval.sim_commands", "PlanArgs"), _run("liv.eval.sim_commands", "run_plan")),
-    "sim generate": Command(_lazy("liv.envs.sim_commands", "SimGenerateArgs"),
-                            _run("liv.envs.sim_commands", "run_sim_generate")),
+    "bc": Command(_lazy("liv.sim.commands", "BCArgs"), _run("liv.sim.commands", "run_bc_command")),
+    "plan": Command(_lazy("liv.sim.commands", "PlanArgs"), _run("liv.sim.commands", "run_plan")),
+    "sim generate": Command(_lazy("liv.sim.generate_command", "SimGenerateArgs"),
+                            _run("liv.sim.generate_command", "run_sim_generate")),
 }
 """Commands by name; a space in a name makes a group (``data check`` is ``liv data check``)."""
 

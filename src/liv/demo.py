@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from liv.envs.metaworld_tasks import TASKS
+from liv.sim.metaworld.tasks import TASKS
 from liv.models.presets import PRESETS
 
 QUALITY_BAR = {"text_voc_median": 0.8, "retrieval_accuracy": 0.9, "image_voc_median": 0.9}
@@ -58,7 +58,7 @@ class DemoArgs:
     out: Path = field(default=Path("demo_out"), metadata={"path": "out_dir"})
     """Output directory: data/ (cached), runs/ (cached), report.html, key_figure.png, metrics.json."""
     tasks: list[str] = field(default_factory=lambda: list(DEMO_TASKS), metadata={"choices": tuple(TASKS)})
-    """Meta-World tasks (see liv.envs.metaworld_env.TASKS)."""
+    """Meta-World tasks (see liv.sim.metaworld.env.TASKS)."""
     train_episodes: int = field(default=12, metadata={"min": 1})
     """Expert demonstrations per task for training."""
     heldout_episodes: int = field(default=4, metadata={"min": 1})
@@ -127,7 +127,7 @@ def quality(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _generate(args: DemoArgs, data: Path) -> tuple[Path, Path]:
-    from liv.envs.metaworld_data import generate_dataset
+    from liv.sim.generate import generate_dataset
 
     common = {"camera": args.camera, "size": (args.size, args.size), "record_every": args.record_every,
               "workers": args.workers, "progress": args.progress}
@@ -165,7 +165,7 @@ def _train(args: DemoArgs, objective: str, data: Path, run: Path) -> Path:
 
 def _figure_pair(tasks: list[str]) -> tuple[str, str]:
     """Texts of the first same-scene opposite pair among ``tasks``, else of the first two tasks."""
-    from liv.envs.metaworld_env import TASKS
+    from liv.sim.metaworld.env import TASKS
 
     for name in tasks:
         if TASKS[name].opposite in tasks:

@@ -71,7 +71,7 @@ def _provenance(previous: dict, config: TrainConfig) -> dict:
     """The trained model's provenance: the initial model's, plus this run's objective and data, and, for
     simulated data (`liv sim generate`, the demo), how its frames were rendered: `liv plan` and `liv bc`
     render rollouts that way unless told otherwise."""
-    from liv.envs.metaworld_data import rendering_settings
+    from liv.sim.generate import rendering_settings
 
     provenance = {**previous, "trained_by": "liv train", "objective": config.objective, "data": str(config.data)}
     provenance.pop("rendering", None)  # the init model's frames are not this run's

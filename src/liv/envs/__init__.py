@@ -1,4 +1,4 @@
-"""Environments: Gymnasium reward wrappers and the Meta-World simulation suite.
+"""Environments: Gymnasium reward wrappers (LIVReward, LIVRewardVector); simulation suites live in liv.sim.
 
 ``LIVReward`` and ``LIVRewardVector`` need gymnasium, an optional dependency; they are imported on first
 access, so ``import liv.envs`` works without it and the error names the missing package. Submodules are

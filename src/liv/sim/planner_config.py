@@ -1,4 +1,4 @@
-"""`PlannerConfig`: the settings of the CEM and MPPI planners of :mod:`liv.eval.planning`.
+"""`PlannerConfig`: the settings of the CEM and MPPI planners of :mod:`liv.sim.planning`.
 
 Apart from the planners so that `liv plan`'s options (which extend it) import no numpy or torch.
 """
@@ -13,7 +13,7 @@ from liv.cli_args import check_fields
 
 @dataclass
 class PlannerConfig:
-    """Settings of CEM or MPPI over (horizon, 4) action sequences in [-1, 1]."""
+    """Settings of CEM or MPPI over (horizon, action dim) action sequences in [-1, 1]."""
 
     planner: Literal["cem", "mppi"] = "cem"
     """cem: refit a Gaussian to the elite fraction; mppi: score-weighted average of perturbed plans."""
@@ -45,6 +45,10 @@ class PlannerConfig:
     """score="discounted": steps between rendered frames of a candidate (its last frame is always rendered)."""
     seed: int = field(default=0, metadata={"min": 0})
     """Seed of the planner's random numbers."""
+    warm_start: bool = True
+    """Start the first plan from the environment's approach sequence where it has one (the kitchen's: a fixed
+    open-loop sequence bringing the hand near the task object without doing the task, the paper's appendix
+    E), else from zeros (Meta-World)."""
 
     def resolved(self) -> PlannerConfig:
         """A PlannerConfig with ``horizon``/``samples`` filled in from the planner's paper defaults, validated.

@@ -4,14 +4,15 @@ A policy is an MLP (ReLU) on [phi(o), task, proprioception] -> action, where phi
 embedding of the current frame and the task is either the frozen text embedding psi(l) of its annotation
 ("text") or a one-hot vector over the training tasks ("onehot", the paper's "(One-Hot)" rows, which still
 use the model's image embedding). It is trained with MSE on expert actions, Adam lr 1e-3, then run in
-closed loop in Meta-World on layouts it was not trained on (:func:`evaluate_policy`); success means
-Meta-World's success flag at any step. :func:`run_bc` repeats this over training seeds, keeps the better
+closed loop in the dataset's simulation suite (Meta-World, the kitchen) from start states it was not
+trained on (:func:`evaluate_policy`); success means the suite's success test at any step. :func:`run_bc` repeats this over training seeds, keeps the better
 of the half-way and final checkpoints per seed, and reports mean and std over seeds.
 
-The paper's Meta-World setting: hidden [1024, 1024, 1024], batch 4096, 50 rollouts per task, 3 seeds.
-The defaults here are scaled down for a CPU ([256, 256], batch 256, 2000 steps, 10 rollouts per task).
+The paper's settings (Table 5): Meta-World hidden [1024, 1024, 1024], batch 4096; FrankaKitchen hidden
+[256, 256], batch 32; lr 1e-3, proprioception on, 50 rollouts per task, 3 seeds. The defaults here are
+scaled down for a CPU ([256, 256], batch 256, 2000 steps, 10 rollouts per task).
 
-Image embeddings of a dataset are computed once and cached on disk (:mod:`liv.eval.bc_embeddings`).
+Image embeddings of a dataset are computed once and cached on disk (:mod:`liv.sim.bc_embeddings`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from liv.eval.bc_embeddings import embed_dataset, model_fingerprint  # noqa: F401 (part of this module's API)
+from liv.sim.bc_embeddings import embed_dataset, model_fingerprint  # noqa: F401 (part of this module's API)
 
 if TYPE_CHECKING:
     from liv.data.episodes import EpisodeDataset
@@ -213,7 +214,7 @@ def eval_seeds(seeds: int | Sequence[int], task: str, episodes: int, exclude: Se
         return chosen
     out, attempt = [], 0
     while len(out) < episodes:
-        # Entropy tag 7 keeps these apart from liv.envs.metaworld_data.episode_seed's streams (kinds 0, 1).
+        # Entropy tag 7 keeps these apart from liv.sim.generate.episode_seed's streams (kinds 0, 1).
         entropy = [int(seeds), zlib.crc32(task.encode()), 7, attempt]
         s = int(np.random.SeedSequence(entropy).generate_state(1, np.uint32)[0])
         attempt += 1
@@ -223,32 +224,35 @@ def eval_seeds(seeds: int | Sequence[int], task: str, episodes: int, exclude: Se
 
 
 def evaluate_policy(policy: BCPolicy, model: LIVModel, tasks: Sequence[str], seeds: int | Sequence[int] = 1000,
-                    episodes: int = 10, max_steps: int = 200, camera: str = "corner",
+                    episodes: int = 10, max_steps: int = 200, camera: str | None = None,
                     size: tuple[int, int] = (128, 128), exclude_seeds: Sequence[int] = (),
-                    parallel: int = 10) -> dict[str, Any]:
-    """Closed-loop rollouts of ``policy`` in Meta-World -> per-task success rates.
+                    parallel: int = 10, suite: str | None = None) -> dict[str, Any]:
+    """Closed-loop rollouts of ``policy`` in the tasks' suite (``suite``, else the one ``tasks`` belong to)
+    -> per-task success rates.
 
     Each step: render (H, W, 3) uint8 -> phi(o) with the frozen ``model`` -> policy([phi(o), task,
-    hand xyz + gripper]) -> env.step (actions clipped to [-1, 1]). An episode succeeds if Meta-World
-    reports success at any step (as Meta-World's own evaluation) and stops there. ``seeds``, ``episodes``
-    and ``exclude_seeds``: see :func:`eval_seeds`; ``camera``/``size`` should match the training data.
+    proprioception]) -> env.step (actions clipped to [-1, 1]). An episode succeeds if the env reports
+    success at any step (as Meta-World's own evaluation) and stops there. ``seeds``, ``episodes``
+    and ``exclude_seeds``: see :func:`eval_seeds`; ``camera`` (default: the suite's first) and ``size``
+    should match the training data.
     ``parallel``: rollouts of a task stepped in lockstep so their frames are embedded in one batch.
 
     Returns {"tasks": {task: {"success_rate", "successes" [bool], "steps" [int], "env_seeds"}},
     "average": mean success rate, "seconds", "steps_per_second"}.
     """
-    from liv.envs.metaworld_env import TASKS, make_env
+    from liv.sim.suite import suite_of
 
+    chosen = suite_of(tasks, suite)
     device = policy.mean.device
     results, total_steps, t0 = {}, 0, time.perf_counter()
     for task in tasks:
-        text = TASKS[task].text if task in TASKS else task
+        text = chosen.task_text(task)
         task_vec = policy.task_vector(text, model).to(device)
         env_seeds = eval_seeds(seeds, task, episodes, exclude_seeds)
         successes, lengths = [], []
         for start in range(0, len(env_seeds), max(1, parallel)):
             group = env_seeds[start:start + max(1, parallel)]
-            envs = [make_env(task, s, camera=camera, size=size) for s in group]
+            envs = [chosen.make_env(task, s, camera=camera, size=size) for s in group]
             try:
                 s, n = _rollout_group(envs, policy, model, task_vec, max_steps)
             finally:
@@ -295,10 +299,11 @@ def _rollout_group(envs: list, policy: BCPolicy, model: LIVModel, task_vec: torc
 def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], conditioning: Conditioning = "text",
            train_seeds: Sequence[int] = (0, 1, 2), steps: int = 2000, batch_size: int = 256,
            hidden: Sequence[int] = (256, 256), proprio: bool = True, eval_episodes: int = 10,
-           max_steps: int = 200, eval_seed: int = 1000, camera: str = "corner", size: tuple[int, int] = (128, 128),
+           max_steps: int = 200, eval_seed: int = 1000, camera: str | None = None,
+           size: tuple[int, int] = (128, 128),
            cache_dir: str | os.PathLike[str] | None = None, exclude_seeds: Sequence[int] = (),
            log: Callable[[str], None] | None = None, embeddings: dict[str, Any] | None = None,
-           num_threads: int | None = None) -> dict[str, Any]:
+           num_threads: int | None = None, suite: str | None = None) -> dict[str, Any]:
     """The paper's LCBC protocol for one model and one conditioning -> per-task mean/std success over seeds.
 
     For each training seed: train ``steps`` steps, evaluate the half-way and final checkpoints on the same
@@ -309,9 +314,14 @@ def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], condi
     the population std over seeds. ``exclude_seeds``: training env seeds never to evaluate on.
     ``embeddings``: precomputed :func:`embed_dataset` output; ``num_threads``: torch CPU threads for
     training and rollouts (see :func:`train_policy`; the rollouts embed a few frames at a time, which a
-    busy CPU also runs fastest on one thread).
+    busy CPU also runs fastest on one thread). ``suite``: the tasks' suite (default: the one they belong
+    to); ``camera``: default its first.
     """
-    from liv.eval.sim_report import seed_summary
+    from liv.sim.report import seed_summary
+    from liv.sim.suite import suite_of
+
+    chosen = suite_of(tasks, suite)
+    camera = chosen.check_camera(camera or chosen.default_camera)
 
     with torch_threads(num_threads):
         say = log or (lambda message: None)
@@ -327,14 +337,14 @@ def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], condi
                 policy = copy.deepcopy(res.policy)
                 policy.load_state_dict(state)
                 evals[name] = evaluate_policy(policy, model, tasks, eval_seed, eval_episodes, max_steps, camera, size,
-                                              exclude_seeds)
+                                              exclude_seeds, suite=chosen.name)
                 say(f"seed {seed}, {name} checkpoint: success {evals[name]['average']:.2f} "
                     f"({evals[name]['steps_per_second']:.0f} steps/s)")
             best = "final" if evals["final"]["average"] >= evals["half"]["average"] else "half"
             per_seed.append({"seed": seed, "checkpoint": best, "half": evals["half"], "final": evals["final"],
                              "train_seconds": res.seconds, "final_loss": res.losses[-1]})
         table = {t: seed_summary([s[s["checkpoint"]]["tasks"][t]["success_rate"] for s in per_seed]) for t in tasks}
-        settings = {"conditioning": conditioning, "train_seeds": list(train_seeds), "steps": steps,
+        settings = {"suite": chosen.name, "conditioning": conditioning, "train_seeds": list(train_seeds), "steps": steps,
                     "batch_size": batch_size, "hidden": list(hidden), "proprio": proprio,
                     "eval_episodes": eval_episodes,
                     "max_steps": max_steps, "eval_seed": eval_seed, "camera": camera, "size": list(size),

@@ -1,30 +1,26 @@
 """Meta-World v3 tasks with language annotations, scripted experts and fast offscreen rendering.
 
 ``make_env(task, seed)`` builds a Meta-World v3 environment whose object and goal positions are drawn
-from ``seed`` (the same seed gives the same layout; reset() keeps it), renders it with its own MuJoCo
-offscreen renderer (upright frames; shadows, reflections and multisampling off, which on a software
-renderer is 7-14x faster than MuJoCo's defaults: measured 80/51/41 frames/s at 64/128/224 px against
-6/7/6, and changes nothing a 64-224 px policy input needs), and can save and restore the full physics
-state so that a planner can roll out from any point.
+from ``seed`` (the same seed gives the same layout; reset() keeps it), renders it offscreen with
+:class:`liv.sim.rendering.Camera` (upright frames; shadows, reflections and multisampling off: measured
+80/51/41 frames/s at 64/128/224 px against MuJoCo's defaults' 6/7/6 on a 2-core CPU), and can save and
+restore the full physics state so that a planner can roll out from any point.
 
 Meta-World, MuJoCo and Gymnasium are optional: ``pip install 'liv[sim]'`` (metaworld==3.1.1, which
-pins mujoco==3.3.0). They are imported on first use, so ``import liv.envs.metaworld_env`` works without.
+pins mujoco==3.3.0). They are imported on first use, so ``import liv.sim.metaworld.env`` works without.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import sys
 import warnings
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from liv.sim import rendering
 # re-exported: the task table lives apart, importable without numpy (command-line options list it)
-from liv.envs.metaworld_tasks import DEFAULT_SIZE, PAIRED_TASKS, TASKS, TaskSpec  # noqa: F401
+from liv.sim.metaworld.tasks import ACTION_NAMES, DEFAULT_SIZE, PAIRED_TASKS, STATE_NAMES, TASKS, TaskSpec  # noqa: F401
 
 FLIPPED_CAMERAS = ("corner", "corner2", "corner3", "corner4")
 """Meta-World's cameras whose images come out of MuJoCo rotated by 180 degrees (turned upright here)."""
@@ -33,24 +29,13 @@ VIRTUAL_CAMERAS: dict[str, dict[str, Any]] = {
 }
 """Free cameras added here (not in Meta-World's models): ``closeup`` frames the workspace from the robot's
 left, so objects fill ~2x more of the image than from ``corner`` (lookat in m, angles in degrees)."""
-STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper_opening")
-"""Names of the proprioceptive state: hand position in metres (world frame), finger gap / 0.1 m in [0, 1]."""
-ACTION_NAMES = ("dx", "dy", "dz", "grip")
-"""Names of the 4 action values, each in [-1, 1]: hand motion (x 1 cm per step), grip effort (+1 closes)."""
 
-
-_GL_NOTE = ""  # why rendering may fail: set when mujoco was imported before MUJOCO_GL could be chosen
 _SIM_HINT = "pip install 'liv[sim]' (metaworld==3.1.1, mujoco==3.3.0, gymnasium)"
 
 
 def _import_metaworld():
     """Import mujoco and metaworld, choosing headless EGL rendering unless the user picked a backend."""
-    # MuJoCo reads MUJOCO_GL when it is first imported; EGL renders without a display.
-    global _GL_NOTE
-    if "MUJOCO_GL" not in os.environ:
-        if "mujoco" in sys.modules:
-            _GL_NOTE = "mujoco was imported before liv could choose EGL, so it uses its default (GLFW); "
-        os.environ["MUJOCO_GL"] = "egl"
+    rendering.choose_gl()
     try:
         import metaworld  # noqa: F401  (registers the environments)
         import mujoco
@@ -88,16 +73,6 @@ class SimState:
     layout: np.ndarray
 
 
-# Live environments, closed at exit before MuJoCo terminates EGL (else their finalizers print errors).
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-_ATEXIT_REGISTERED = False
-
-
-def _close_live() -> None:
-    for env in list(_LIVE):
-        env.close()
-
-
 class MetaWorldEnv:
     """One Meta-World v3 task in a fixed seeded layout, rendered offscreen (use :func:`make_env`).
 
@@ -120,8 +95,7 @@ class MetaWorldEnv:
         self._mujoco = mujoco
         self._policy_cls = policies.get(task)
         self._policy = None
-        self._renderer = None
-        self._free_camera = None
+        self._camera: rendering.Camera | None = None
         # The goal-observable variant draws the layout from `seed` at construction and then freezes it,
         # so every reset() restores the same objects and goal; the goal is in the observation, which the
         # scripted policies read.
@@ -133,11 +107,9 @@ class MetaWorldEnv:
             raise ValueError(f"no camera {camera!r} in {task}; cameras: {', '.join(names)}")
         # Multisampling is fixed when the GL context is made, so it is switched off before the renderer
         # exists; the offscreen buffer (640x480 in Meta-World's models) must hold the requested size.
-        model.vis.quality.offsamples = 0
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+        rendering.prepare_model(model, (height, width))
         self._obs: np.ndarray | None = None
-        _LIVE.add(self)
+        rendering.track(self)
 
     # ----------------------------------------------------------------------------------------- episode
 
@@ -150,6 +122,11 @@ class MetaWorldEnv:
     def fps(self) -> float:
         """Steps per simulated second (80)."""
         return 1.0 / self.dt
+
+    @property
+    def action_dim(self) -> int:
+        """Values per action (4: see ACTION_NAMES)."""
+        return len(ACTION_NAMES)
 
     @property
     def max_steps(self) -> int:
@@ -220,48 +197,13 @@ class MetaWorldEnv:
 
     def render(self) -> np.ndarray:
         """The current scene from ``camera`` -> (H, W, 3) uint8 RGB, upright. Raises RuntimeError if black."""
-        mujoco = self._mujoco
         if self._env is None:
             raise RuntimeError("the environment is closed")
-        if self._renderer is None:
-            self._renderer = self._make_renderer()
-            if self.camera in VIRTUAL_CAMERAS:
-                self._free_camera = mujoco.MjvCamera()
-                self._free_camera.type = mujoco.mjtCamera.mjCAMERA_FREE
-                view = VIRTUAL_CAMERAS[self.camera]
-                self._free_camera.lookat[:] = view["lookat"]
-                self._free_camera.distance, self._free_camera.azimuth = view["distance"], view["azimuth"]
-                self._free_camera.elevation = view["elevation"]
-        camera = self._free_camera if self.camera in VIRTUAL_CAMERAS else self.camera
-        self._renderer.update_scene(self._env.data, camera=camera)
-        frame = self._renderer.render()
-        if self.camera in FLIPPED_CAMERAS:
-            frame = frame[::-1, ::-1]
-        if not frame.any():
-            # A GL context freed under us (e.g. by a dropped, unclosed renderer) renders black, silently.
-            raise RuntimeError(f"{self.task}: rendered an all-black frame; the OpenGL context is broken (close "
-                               "environments with env.close() before dropping them, or set MUJOCO_GL)")
-        return np.ascontiguousarray(frame)
-
-    def _make_renderer(self):
-        mujoco = self._mujoco
-        height, width = self.size
-        try:
-            renderer = mujoco.Renderer(self._env.model, height, width)
-        except Exception as e:  # mujoco raises FatalError/RuntimeError/ImportError depending on the backend
-            raise RuntimeError(f"cannot create a MuJoCo offscreen renderer ({e}); {_GL_NOTE}"
-                               "headless machines need MUJOCO_GL=egl (or osmesa) set before mujoco is first "
-                               "imported (importing metaworld imports it): export MUJOCO_GL=egl") from e
-        global _ATEXIT_REGISTERED
-        if not _ATEXIT_REGISTERED:
-            # MuJoCo registers eglTerminate at exit when it makes its first context (just now); hooks run
-            # last-registered first, so envs left open are closed before EGL goes away.
-            atexit.register(_close_live)
-            _ATEXIT_REGISTERED = True
-        # Scene flags survive update_scene(), so they are set once: no shadow or reflection passes.
-        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-        return renderer
+        if self._camera is None:
+            self._camera = rendering.Camera(self._mujoco, self._env.model, self.size,
+                                            VIRTUAL_CAMERAS.get(self.camera, self.camera),
+                                            flip=self.camera in FLIPPED_CAMERAS, label=self.task)
+        return self._camera.render(self._env.data)
 
     # ------------------------------------------------------------------------------------ save / restore
 
@@ -302,14 +244,14 @@ class MetaWorldEnv:
 
     def close(self) -> None:
         """Free the renderer's OpenGL context and the simulation; the env cannot be used afterwards."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
         if self._env is not None:
             self._env.close()
             self._env = None
         self._obs = None  # step() and friends now ask for reset(), which reports the env closed
-        _LIVE.discard(self)
+        rendering.untrack(self)
 
     def __enter__(self) -> MetaWorldEnv:
         return self

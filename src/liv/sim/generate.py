@@ -1,8 +1,9 @@
-"""Generate a LeRobot v3.0 dataset of language-annotated Meta-World v3 episodes with scripted experts.
+"""Generate a LeRobot v3.0 dataset of language-annotated simulated episodes with a suite's scripted experts.
 
-Each expert episode runs Meta-World's scripted policy in a fresh layout (object and goal positions
-drawn from a seed derived from (seed, task, kind, episode index)), records every ``record_every``-th
-frame with the hand position and gripper opening, the action taken there and the per-frame success
+Any suite of :mod:`liv.sim.suite` (Meta-World, the kitchen): each expert episode runs the suite's
+scripted expert from a fresh start state (Meta-World: object and goal positions; the kitchen: arm
+joints) drawn from a seed derived from (seed, task, kind, episode index), records every ``record_every``-th
+frame with the proprioceptive state (the suite's state_names), the action taken there and the per-frame success
 flag, and stops ``hold_steps`` steps after the first success (or on the last solved frame if the
 success does not last that long), so that the last frame shows the goal (LIV's whole-episode sampling
 takes the last frame as the goal). ``failures`` adds episodes per task
@@ -29,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from liv.data.episodes import DataError
-from liv.envs.metaworld_env import ACTION_NAMES, DEFAULT_SIZE, STATE_NAMES, TASKS, make_env
-from liv.envs.metaworld_tasks import DEFAULT_TASKS  # re-exported
+from liv.sim.metaworld.tasks import DEFAULT_TASKS  # noqa: F401 (re-exported: the default suite's default tasks)
+from liv.sim.suite import Suite, suite_of
 
 MAX_ATTEMPTS = 5
 """Layouts tried per episode before keeping an expert episode that failed (or a failure that succeeded)."""
@@ -47,34 +48,37 @@ def episode_seed(seed: int, task: str, kind: str, index: int, attempt: int = 0) 
 
 # ------------------------------------------------------------------------------------------- rollouts
 
-def _failure_actions(env, rng: np.random.Generator, length: int, index: int) -> Callable[[np.ndarray, int], Any]:
+def _failure_actions(env, rng: np.random.Generator, length: int, index: int,
+                     action_dim: int) -> Callable[[np.ndarray, int], Any]:
     """The action function of failure episode ``index``: even: smooth random motion; odd: the expert
     for the first 20-60% of the steps, then smooth random motion (a near miss that gives up)."""
     expert_steps = int(rng.uniform(0.2, 0.6) * length) if index % 2 else 0
-    state = {"a": rng.uniform(-1, 1, 4)}
+    state = {"a": rng.uniform(-1, 1, action_dim)}
 
     def act(obs: np.ndarray, step: int) -> np.ndarray:
         if step < expert_steps:
             return env.expert_action(obs)
         # An AR(1) walk: random but smooth, so the arm sweeps around instead of jittering in place.
-        a = 0.85 * state["a"] + 0.5 * rng.standard_normal(4)
+        a = 0.85 * state["a"] + 0.5 * rng.standard_normal(action_dim)
         state["a"] = np.clip(a, -1, 1)
         return state["a"].astype(np.float32)
     return act
 
 
-def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size: tuple[int, int], max_steps: int,
-             record_every: int, hold_steps: int) -> dict[str, Any]:
-    """Run one episode -> {frames (T,H,W,3) uint8, actions (T,4) f32, states (T,4) f32, success (T,) bool,
+def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size: tuple[int, int],
+             max_steps: int, record_every: int, hold_steps: int, suite: Suite | None = None) -> dict[str, Any]:
+    """Run one episode -> {frames (T,H,W,3) uint8, actions (T,A) f32, states (T,S) f32, success (T,) bool,
     steps, first_success (step or -1), render_seconds}. Frames are kept after every record_every-th step,
     after every step once an expert has succeeded, and at the end; actions[t] is the action chosen at
     frame t (the last frame's is not executed). ``steps``: steps up to the last frame."""
+    suite = suite or suite_of([task])
     rng = np.random.default_rng(env_seed)
-    with make_env(task, env_seed, camera=camera, size=size) as env:
+    with suite.make_env(task, env_seed, camera=camera, size=size) as env:
         limit = min(max_steps, env.max_steps)
-        length = limit if kind == "expert" else min(limit, int(rng.integers(60, 121)))
+        low, high = suite.failure_steps
+        length = limit if kind == "expert" else min(limit, int(rng.integers(low, high + 1)))
         policy = (lambda obs, step: env.expert_action(obs)) if kind == "expert" else \
-            _failure_actions(env, rng, length, index)
+            _failure_actions(env, rng, length, index, suite.action_dim)
         render_seconds = 0.0
 
         def render() -> np.ndarray:
@@ -125,10 +129,11 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
 def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
     """Generate one staged episode (trying up to MAX_ATTEMPTS layouts) and write it -> its provenance."""
     task, kind, index = job["task"], job["kind"], job["index"]
+    suite = suite_of([task], job["suite"])
     for attempt in range(MAX_ATTEMPTS):
         env_seed = episode_seed(job["seed"], task, kind, index, attempt)
         ep = _rollout(task, kind, index, env_seed, job["camera"], tuple(job["size"]), job["max_steps"],
-                      job["record_every"], job["hold_steps"])
+                      job["record_every"], job["hold_steps"], suite=suite)
         if (bool(ep["success"][-1]) if kind == "expert" else ep["first_success"] < 0):
             break
     if kind == "failure" and ep["success"].any():
@@ -156,16 +161,18 @@ RENDERING_KEYS = ("simulator", "camera", "size", "record_every")
 
 
 def rendering_settings(root: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """How the frames of a dataset written by :func:`generate_dataset` were rendered -> {"simulator":
-    "metaworld", "camera": str, "size": [height, width] px, "record_every": simulation steps per frame},
-    or None when ``root`` is not such a dataset (no ``meta/liv_generation.json``). Raises DataError naming
-    the file when that record is unreadable or lacks the settings."""
+    """How the frames of a dataset written by :func:`generate_dataset` were rendered -> {"simulator": the
+    suite's name ("metaworld", "kitchen"), "camera": str, "size": [height, width] px, "record_every":
+    simulation steps per frame}, or None when ``root`` is not such a dataset (no
+    ``meta/liv_generation.json``). Raises DataError naming the file when that record is unreadable or
+    lacks the settings."""
     path = Path(root) / "meta" / "liv_generation.json"
     if not path.is_file():
         return None
     try:
         request = json.loads(path.read_text())["request"]
-        return {"simulator": "metaworld", "camera": str(request["camera"]),
+        # Records written before the kitchen suite existed name no suite: they are Meta-World's.
+        return {"simulator": str(request.get("suite", "metaworld")), "camera": str(request["camera"]),
                 "size": [int(v) for v in request["size"]], "record_every": int(request["record_every"])}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(str(path), f"unreadable generation record ({type(e).__name__}: {e})") from None
@@ -183,33 +190,37 @@ def _staged_record(path: Path) -> dict[str, Any] | None:
 
 
 def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: int = 20, seed: int = 0,
-                     out: str | os.PathLike[str] = "metaworld_liv", camera: str = "corner",
-                     size: tuple[int, int] = DEFAULT_SIZE, max_steps: int = 200, record_every: int = 1,
+                     out: str | os.PathLike[str] = "metaworld_liv", camera: str | None = None,
+                     size: tuple[int, int] | None = None, max_steps: int | None = None, record_every: int = 1,
                      failures: int = 0, progress: bool = True, *, hold_steps: int = 5, workers: int = 1,
-                     on_episode: Callable[[dict[str, Any]], None] | None = None) -> Path:
-    """Simulate scripted Meta-World episodes and write them as a LeRobot v3.0 dataset at ``out`` -> ``out``.
+                     suite: str | None = None, on_episode: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Simulate scripted episodes of a suite's tasks and write them as a LeRobot v3.0 dataset at ``out`` -> ``out``.
 
-    ``tasks``: names from :data:`liv.envs.metaworld_env.TASKS`; ``episodes_per_task`` expert episodes
-    (each retried in up to MAX_ATTEMPTS layouts until it succeeds) and ``failures`` unsuccessful ones
-    per task; ``seed``: every episode's layout derives from (seed, task, kind, index). ``camera`` and
-    ``size`` (height, width) in pixels: 128 by default, twice the demo model's 64 px input (an exact 2x
-    downscale) yet usable by larger models, for ~1.5x the render time of 64 px (51 vs 80 frames/s). ``max_steps``:
-    the step limit of an episode (experts need up to ~130, Meta-World allows 500); ``record_every``:
-    keep every k-th frame (fps = 80 / k, rounded; frames after an expert's first success and the final
-    frame are always kept); ``hold_steps``: steps simulated after the first success. ``workers``: processes simulating in parallel (each
-    renders on its own OpenGL context). ``on_episode(record)``: called after each episode is staged or
-    found staged (``record["reused"]``). The LeRobot features are ``observation.images.<camera>``,
-    ``observation.state`` (4,) (hand xyz in m, gripper opening), ``action`` (4,) and ``next.success``
-    (frame t shows a solved task).
+    ``tasks``: names from a suite's task table (:mod:`liv.sim.suite`; all of one suite, ``suite`` if
+    given); ``episodes_per_task`` expert episodes (each retried in up to MAX_ATTEMPTS start states until
+    it succeeds) and ``failures`` unsuccessful ones per task; ``seed``: every episode's start derives from
+    (seed, task, kind, index). ``camera`` (default: the suite's first) and ``size`` (height, width) in
+    pixels (default: the suite's; Meta-World's 128 is twice the demo model's 64 px input, an exact 2x
+    downscale, yet usable by larger models, for ~1.5x the render time of 64 px: 51 vs 80 frames/s).
+    ``max_steps``: the step limit of an episode (default: the suite's episode_steps: Meta-World 200, its
+    experts need up to ~130); ``record_every``: keep every k-th frame (fps = 1 / (k * step seconds),
+    rounded: Meta-World 80 / k; frames after an expert's first success and the final frame are always
+    kept); ``hold_steps``: steps simulated after the first success. ``workers``: processes simulating in
+    parallel (each renders on its own OpenGL context). ``on_episode(record)``: called after each episode
+    is staged or found staged (``record["reused"]``). The LeRobot features are
+    ``observation.images.<camera>``, ``observation.state`` (the suite's state_names; Meta-World: hand xyz
+    in m, gripper opening), ``action`` (its action_names) and ``next.success`` (frame t shows a solved task).
+
+    Raises ValueError for unknown tasks, cameras or out-of-range settings, DataError for an output folder
+    that holds something else.
     """
     from liv.data.lerobot_write import write_lerobot
 
-    tasks = list(tasks)
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"tasks without an annotation: {', '.join(unknown)}; choose from {', '.join(TASKS)}")
-    if len(set(tasks)) != len(tasks) or not tasks:
-        raise ValueError(f"tasks must be a non-empty list without repeats, got {tasks}")
+    chosen = suite_of(tasks, suite)
+    tasks = chosen.check_tasks(tasks)
+    camera = chosen.check_camera(camera or chosen.default_camera)
+    size = size or chosen.default_size
+    max_steps = chosen.episode_steps if max_steps is None else max_steps
     height, width = (int(v) for v in size)
     if height % 2 or width % 2 or height < 16 or width < 16:
         raise ValueError(f"size must be an even (height, width) of at least 16 px (the video is yuv420p), got {size}")
@@ -217,14 +228,14 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
         raise ValueError("episodes_per_task, max_steps, record_every and workers must be >= 1; failures and "
                          "hold_steps >= 0")
     out = Path(out)
-    settings = {"format": _FORMAT, "seed": int(seed), "camera": camera, "size": [height, width],
+    settings = {"format": _FORMAT, "suite": chosen.name, "seed": int(seed), "camera": camera, "size": [height, width],
                 "max_steps": int(max_steps), "record_every": int(record_every), "hold_steps": int(hold_steps),
-                "versions": _versions()}
+                "versions": _versions(chosen.packages)}
     request = {**settings, "tasks": tasks, "episodes_per_task": int(episodes_per_task), "failures": int(failures)}
     stage = out.with_name(out.name + ".partial")
     record_path = out / "meta" / "liv_generation.json"
     if (out / "meta" / "info.json").is_file():
-        if record_path.is_file() and json.loads(record_path.read_text())["request"] == request:
+        if record_path.is_file() and _with_suite(json.loads(record_path.read_text())["request"]) == request:
             _say(progress, f"{out} is complete already (same settings): nothing to do")
             return out
         raise DataError(str(out), "a dataset exists there already; choose another output folder or delete it")
@@ -233,7 +244,7 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     stage.mkdir(parents=True, exist_ok=True)
     settings_path = stage / "settings.json"
     if settings_path.is_file():
-        old = json.loads(settings_path.read_text())
+        old = _with_suite(json.loads(settings_path.read_text()))
         if old != settings:
             changed = sorted(k for k in settings if old.get(k) != settings[k])
             raise DataError(str(stage), f"staged episodes were made with other settings ({', '.join(changed)}); "
@@ -286,12 +297,12 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     def staged_episodes():
         for job in jobs:
             with np.load(job["path"]) as z:
-                yield {"frames": z["frames"], "task": TASKS[job["task"]].text, "actions": z["actions"],
+                yield {"frames": z["frames"], "task": chosen.task_text(job["task"]), "actions": z["actions"],
                        "states": z["states"], "success": z["success"]}
 
-    fps = max(1, round(80 / record_every))
+    fps = max(1, round(1 / (chosen.step_seconds * record_every)))
     write_lerobot(out, staged_episodes(), fps=fps, camera=f"observation.images.{camera}", version="v3.0",
-                  robot_type="sawyer", action_names=ACTION_NAMES, state_names=STATE_NAMES)
+                  robot_type=chosen.robot_type, action_names=chosen.action_names, state_names=chosen.state_names)
     ordered = [records[job["path"]] for job in jobs]
     summary = {"episodes": len(ordered), "frames": sum(r["frames"] for r in ordered),
                "generated_episodes": len(todo), "simulation_seconds": round(elapsed, 2),
@@ -320,11 +331,16 @@ def _parallel(jobs: list[dict], workers: int):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _versions() -> dict[str, str]:
+def _with_suite(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings recorded before suites existed name none: they were Meta-World's."""
+    return {"suite": "metaworld", **settings} if "suite" not in settings else settings
+
+
+def _versions(packages: Sequence[str]) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("metaworld", "mujoco"):
+    for name in packages:
         try:
             out[name] = version(name)
         except PackageNotFoundError:

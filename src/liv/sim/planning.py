@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from liv.eval.planner_config import PlannerConfig  # re-exported: defined apart, numpy- and torch-free
+from liv.sim.planner_config import PlannerConfig  # re-exported: defined apart, numpy- and torch-free
 
 if TYPE_CHECKING:
     from liv.model import LIVModel
@@ -39,7 +39,7 @@ class Scorer(Protocol):
     needs_frames: bool
 
     def __call__(self, frames: np.ndarray | None, states: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 frames or None, (N, 4) float32 proprio states -> (N,) float64 values."""
+        """(N, H, W, 3) uint8 frames or None, (N, S) float32 proprio states -> (N,) float64 values."""
         ...
 
 
@@ -69,13 +69,13 @@ class StateScorer:
         self.fn = fn
 
     def __call__(self, frames: np.ndarray | None, states: np.ndarray) -> np.ndarray:
-        """(N, 4) float32 states -> (N,) float64 values of ``fn``."""
+        """(N, S) float32 states -> (N,) float64 values of ``fn``."""
         return np.asarray(self.fn(states), dtype=np.float64).reshape(len(states))
 
 
 def score_candidates(env, start, plans: np.ndarray, scorer: Scorer, config: PlannerConfig,
                      start_value: float) -> tuple[np.ndarray, int]:
-    """Roll each (N, H, 4) plan out from ``start`` (a SimState) and score it -> ((N,) scores, sim steps).
+    """Roll each (N, H, A) plan out from ``start`` (a SimState) and score it -> ((N,) scores, sim steps).
 
     ``start_value``: S(o_0) of the start state. The env is left in the last candidate's end state.
     """
@@ -103,7 +103,7 @@ def score_candidates(env, start, plans: np.ndarray, scorer: Scorer, config: Plan
 
 def plan(env, scorer: Scorer, config: PlannerConfig, rng: np.random.Generator, warm: np.ndarray | None = None,
          start_value: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Optimise a (H, 4) action sequence from the env's current state -> (best plan, stats).
+    """Optimise a (H, A) action sequence from the env's current state -> (best plan, stats).
 
     ``warm``: the previous plan shifted by the executed steps (used as the initial mean). The env's state
     is restored before returning. stats: best score, sim steps, seconds.
@@ -114,13 +114,14 @@ def plan(env, scorer: Scorer, config: PlannerConfig, rng: np.random.Generator, w
     h = min(cfg.horizon, env.max_steps - start.steps)  # Meta-World refuses steps past its 500-step limit
     if start_value is None:
         start_value = _value_now(env, scorer)
-    mean = np.zeros((h, 4)) if warm is None else np.asarray(warm, dtype=np.float64)[:h]
+    a = env.action_dim
+    mean = np.zeros((h, a)) if warm is None else np.asarray(warm, dtype=np.float64)[:h]
     if len(mean) < h:
-        mean = np.concatenate([mean, np.zeros((h - len(mean), 4))])
-    std = np.full((h, 4), cfg.init_std)
+        mean = np.concatenate([mean, np.zeros((h - len(mean), a))])
+    std = np.full((h, a), cfg.init_std)
     best_plan, best_score, sim_steps = mean.copy(), -np.inf, 0
     for _ in range(cfg.iterations):
-        noise = rng.standard_normal((cfg.samples, h, 4)) * std
+        noise = rng.standard_normal((cfg.samples, h, a)) * std
         if cfg.planner == "mppi":
             for t in range(1, h):  # temporally correlated perturbations
                 noise[:, t] = cfg.smoothing * noise[:, t - 1] + (1 - cfg.smoothing) * noise[:, t]
@@ -153,16 +154,23 @@ def run_episode(env, scorer: Scorer, config: PlannerConfig, max_steps: int = 100
                 stop_on_success: bool = True) -> dict[str, Any]:
     """Plan and act in ``env`` (reset here) for up to ``max_steps`` steps -> episode record.
 
-    Record: success (Meta-World's flag at any executed step), steps, first_success (step or -1), values
-    (S of the state after each replanning round, starting with o_0), states ((steps+1, 4) hand xyz and
-    gripper), plan_seconds (per round), sim_steps.
+    Record: success (the env's success flag at any executed step), steps, first_success (step or -1),
+    values (S of the state after each replanning round, starting with o_0), states ((steps+1, S)
+    proprioception), plan_seconds (per round), sim_steps, warm_start (steps of the approach sequence the
+    first plan started from; 0 for none).
+
+    With ``config.warm_start`` and an env that has ``approach_actions()`` (the kitchen's: a fixed
+    open-loop sequence that brings the hand near the task object without doing the task, the paper's
+    appendix E), the first plan's mean is that sequence (then zeros) instead of all zeros.
     """
     cfg = config.resolved()
     rng = np.random.default_rng(cfg.seed)
     env.reset()
     value = _value_now(env, scorer)
     values, states, plan_seconds = [value], [env.proprio()], []
-    warm, step, first, sim_steps = None, 0, -1, 0
+    warm = env.approach_actions() if cfg.warm_start and hasattr(env, "approach_actions") else None
+    warm_steps = 0 if warm is None else len(warm)
+    step, first, sim_steps = 0, -1, 0
     while step < min(max_steps, env.max_steps):
         best, stats = plan(env, scorer, cfg, rng, warm, value)
         plan_seconds.append(stats["seconds"])
@@ -180,43 +188,61 @@ def run_episode(env, scorer: Scorer, config: PlannerConfig, max_steps: int = 100
         if first >= 0 and stop_on_success:
             break
     return {"success": first >= 0, "steps": step, "first_success": first, "values": values,
-            "states": np.stack(states).tolist(), "plan_seconds": plan_seconds, "sim_steps": sim_steps}
+            "states": np.stack(states).tolist(), "plan_seconds": plan_seconds, "sim_steps": sim_steps,
+            "warm_start": warm_steps}
 
 
 def run_planning(model: LIVModel, tasks: Sequence[str], config: PlannerConfig, episodes: int = 5,
-                 max_steps: int = 100, seeds: Sequence[int] = (0,), camera: str = "corner",
-                 size: tuple[int, int] = (64, 64), log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 max_steps: int = 100, seeds: Sequence[int] = (0,), camera: str | None = None,
+                 size: tuple[int, int] = (64, 64), log: Callable[[str], None] | None = None,
+                 suite: str | None = None, random_goal: bool = False) -> dict[str, Any]:
     """Planning with the LIV text-goal reward in each task -> per-task success mean/std over ``seeds``.
 
-    For each seed s, ``episodes`` layouts per task (env seeds from :func:`liv.eval.bc.eval_seeds` with base
+    For each seed s, ``episodes`` layouts per task (env seeds from :func:`liv.sim.bc.eval_seeds` with base
     1000 + s, apart from the dataset generator's) are planned in with the planner seeded by (s, episode).
-    Returns {"tasks": {task: {"mean", "std", "per_seed"}}, "average": {...}, "episodes": [records],
-    "settings": {...}} with success rates in [0, 1].
+    ``suite``: the tasks' suite (default: the one they belong to); ``camera``: default its first.
+    ``random_goal``: the paper's Table 9 control: each episode is scored against the text of another task
+    of the suite, drawn at random (seeded by the planner seed, s and the episode), while success is still
+    the episode's own task's; a reward that reads the text then loses its success.
+    Returns {"tasks": {task: {"mean", "std", "per_seed"}}, "average": {...}, "episodes": [records, each
+    with its "goal" text], "settings": {...}} with success rates in [0, 1].
     """
-    from liv.envs.metaworld_env import TASKS, make_env
-    from liv.eval.bc import eval_seeds
-    from liv.eval.sim_report import seed_summary
+    from liv.sim.bc import eval_seeds
+    from liv.sim.report import seed_summary
+    from liv.sim.suite import suite_of
 
     say = log or (lambda message: None)
     cfg = config.resolved()
+    chosen = suite_of(tasks, suite)
+    camera = chosen.check_camera(camera or chosen.default_camera)
+    if random_goal and len(chosen.tasks) < 2:
+        raise ValueError(f"random goals need another task in {chosen.title}")
     rates: dict[str, list[float]] = {t: [] for t in tasks}
     records = []
+    scorers: dict[str, LIVScorer] = {}
     for seed in seeds:
         for task in tasks:
-            scorer = LIVScorer(model, TASKS[task].text if task in TASKS else task)
             wins = []
             for i, env_seed in enumerate(eval_seeds(1000 + int(seed), task, episodes)):
                 run_cfg = PlannerConfig(**{**asdict(cfg), "seed": int(np.random.SeedSequence([cfg.seed, seed, i])
                                                                        .generate_state(1)[0])})
-                with make_env(task, env_seed, camera=camera, size=size) as env:
-                    rec = run_episode(env, scorer, run_cfg, max_steps)
-                rec.update(task=task, seed=int(seed), env_seed=env_seed)
+                goal = chosen.task_text(task)
+                if random_goal:
+                    others = [chosen.task_text(t) for t in chosen.tasks if t != task]
+                    goal = others[int(np.random.default_rng([cfg.seed, int(seed), i, 9]).integers(len(others)))]
+                if goal not in scorers:
+                    scorers[goal] = LIVScorer(model, goal)
+                with chosen.make_env(task, env_seed, camera=camera, size=size) as env:
+                    rec = run_episode(env, scorers[goal], run_cfg, max_steps)
+                rec.update(task=task, seed=int(seed), env_seed=env_seed, goal=goal)
                 records.append(rec)
                 wins.append(rec["success"])
                 say(f"{task} seed {seed} episode {i}: {'success' if rec['success'] else 'failure'} in "
-                    f"{rec['steps']} steps, {np.mean(rec['plan_seconds']):.2f} s per plan")
+                    f"{rec['steps']} steps, {np.mean(rec['plan_seconds']):.2f} s per plan"
+                    + (f" (goal: {goal!r})" if random_goal else ""))
             rates[task].append(float(np.mean(wins)))
     average = [float(np.mean([rates[t][k] for t in tasks])) for k in range(len(seeds))]
     return {"tasks": {t: seed_summary(v) for t, v in rates.items()}, "average": seed_summary(average),
-            "episodes": records, "settings": {**asdict(cfg), "episodes": episodes, "max_steps": max_steps,
-                                              "seeds": list(seeds), "camera": camera, "size": list(size)}}
+            "episodes": records, "settings": {**asdict(cfg), "suite": chosen.name, "random_goal": random_goal,
+                                              "episodes": episodes, "max_steps": max_steps, "seeds": list(seeds),
+                                              "camera": camera, "size": list(size)}}

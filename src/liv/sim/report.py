@@ -1,6 +1,6 @@
 """Results of simulated evaluations (behaviour cloning, planning) as JSON and Markdown tables.
 
-A result row is what :func:`liv.eval.bc.run_bc` and :func:`liv.eval.planning.run_planning` return:
+A result row is what :func:`liv.sim.bc.run_bc` and :func:`liv.sim.planning.run_planning` return:
 {"tasks": {task: {"mean", "std", "per_seed"}}, "average": {"mean", "std", "per_seed"}, ...} with success
 rates in [0, 1]. Tables follow the paper's Tables 1/2/6: one row per representation (model and
 conditioning), one column per task plus the average, cells "mean ± std" in percent.
