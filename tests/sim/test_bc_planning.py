@@ -21,13 +21,19 @@ pytest.importorskip("metaworld")
 import liv  # noqa: E402
 from liv.cli_args import add_dataclass_arguments, dataclass_from_args  # noqa: E402
 from liv.data.lerobot import read_lerobot  # noqa: E402
+from liv.sim.bc import (  # noqa: E402
+    embed_dataset,
+    eval_seeds,
+    evaluate_policy,
+    model_fingerprint,
+    run_bc,
+    train_policy,
+    training_loss,
+)
+from liv.sim.commands import BCArgs, PlanArgs, resolve_rendering, run_bc_command, run_plan  # noqa: E402
 from liv.sim.generate import generate_dataset, rendering_settings  # noqa: E402
 from liv.sim.metaworld.env import TASKS, make_env  # noqa: E402
-from liv.sim.bc import (embed_dataset, eval_seeds, evaluate_policy, model_fingerprint, run_bc,  # noqa: E402
-                         train_policy, training_loss)
-from liv.sim.planning import (LIVScorer, PlannerConfig, StateScorer, run_episode, run_planning,  # noqa: E402
-                               score_candidates)
-from liv.sim.commands import BCArgs, PlanArgs, resolve_rendering, run_bc_command, run_plan  # noqa: E402
+from liv.sim.planning import LIVScorer, PlannerConfig, StateScorer, run_episode, run_planning, score_candidates  # noqa: E402
 from liv.sim.report import markdown_table, seed_summary, write_sim_report  # noqa: E402
 
 TASK_PAIR = ["reach-v3", "handle-press-v3"]  # the experts' shortest episodes (<= 65 steps)

@@ -20,8 +20,8 @@ from liv.cli_args import add_dataclass_arguments, dataclass_from_args  # noqa: E
 from liv.data.episodes import DataError  # noqa: E402
 from liv.data.lerobot import read_lerobot  # noqa: E402
 from liv.sim.generate import _rollout, episode_seed, generate_dataset  # noqa: E402
-from liv.sim.metaworld.env import PAIRED_TASKS, TASKS, make_env  # noqa: E402
 from liv.sim.generate_command import SimGenerateArgs, run_sim_generate  # noqa: E402
+from liv.sim.metaworld.env import PAIRED_TASKS, TASKS, make_env  # noqa: E402
 
 PAIR = ["drawer-open-v3", "drawer-close-v3"]
 GEN = {"size": (48, 48), "max_steps": 150, "progress": False}  # shared by the datasets compared below

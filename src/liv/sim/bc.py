@@ -5,8 +5,9 @@ embedding of the current frame and the task is either the frozen text embedding 
 ("text") or a one-hot vector over the training tasks ("onehot", the paper's "(One-Hot)" rows, which still
 use the model's image embedding). It is trained with MSE on expert actions, Adam lr 1e-3, then run in
 closed loop in the dataset's simulation suite (Meta-World, the kitchen) from start states it was not
-trained on (:func:`evaluate_policy`); success means the suite's success test at any step. :func:`run_bc` repeats this over training seeds, keeps the better
-of the half-way and final checkpoints per seed, and reports mean and std over seeds.
+trained on (:func:`evaluate_policy`); success means the suite's success test at any step.
+:func:`run_bc` repeats this over training seeds, keeps the better of the half-way and final checkpoints
+per seed, and reports mean and std over seeds.
 
 The paper's settings (Table 5): Meta-World hidden [1024, 1024, 1024], batch 4096; FrankaKitchen hidden
 [256, 256], batch 32; lr 1e-3, proprioception on, 50 rollouts per task, 3 seeds. The defaults here are
@@ -344,7 +345,8 @@ def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], condi
             per_seed.append({"seed": seed, "checkpoint": best, "half": evals["half"], "final": evals["final"],
                              "train_seconds": res.seconds, "final_loss": res.losses[-1]})
         table = {t: seed_summary([s[s["checkpoint"]]["tasks"][t]["success_rate"] for s in per_seed]) for t in tasks}
-        settings = {"suite": chosen.name, "conditioning": conditioning, "train_seeds": list(train_seeds), "steps": steps,
+        settings = {"suite": chosen.name, "conditioning": conditioning, "train_seeds": list(train_seeds),
+                    "steps": steps,
                     "batch_size": batch_size, "hidden": list(hidden), "proprio": proprio,
                     "eval_episodes": eval_episodes,
                     "max_steps": max_steps, "eval_seed": eval_seed, "camera": camera, "size": list(size),

@@ -41,7 +41,8 @@ def _trained_on(rendering: dict[str, Any], suite: str) -> str:
     stride = rendering.get("record_every")
     h, w = rendering["size"]
     other = "" if _simulator(rendering) == suite else f"{_simulator(rendering)} "
-    return f"{other}camera {rendering['camera']} at {h}x{w} px" + (f", one frame every {stride} steps" if stride else "")
+    every = f", one frame every {stride} steps" if stride else ""
+    return f"{other}camera {rendering['camera']} at {h}x{w} px{every}"
 
 
 def resolve_rendering(command: str, camera: str | None, size: Sequence[int] | None,
@@ -83,7 +84,8 @@ def resolve_rendering(command: str, camera: str | None, size: Sequence[int] | No
                      f"{_trained_on(first[1], suite.name)}); --camera / --size choose others")
     where = "" if all(_simulator(r) == suite.name for _, r in trained) else f"{suite.name} "
     warnings = [f"{command}: warning: {label} was trained on {_trained_on(r, suite.name)}, but rollouts render "
-                f"{where}camera {chosen_camera} ({camera_from}) at {chosen_size[0]}x{chosen_size[1]} px ({size_from}): its "
+                f"{where}camera {chosen_camera} ({camera_from}) at {chosen_size[0]}x{chosen_size[1]} px "
+                f"({size_from}): its "
                 "embeddings of these frames are not what it learned from"
                 for label, r in trained if _simulator(r) != suite.name or r["camera"] != chosen_camera
                 or tuple(r["size"]) != chosen_size]

@@ -171,7 +171,17 @@ def _metaworld() -> Suite:
                  ("metaworld", "mujoco"))
 
 
-_FACTORIES = {"metaworld": _metaworld}
+def _kitchen() -> Suite:
+    from liv.sim.kitchen import tasks as t
+
+    # LCBC batch 32 (Table 5) and MPPI's 50-step episodes (Table 7) are the paper's kitchen settings.
+    return Suite("kitchen", "FrankaKitchen", t.TASKS, t.DEFAULT_TASKS, t.CAMERAS, t.DEFAULT_SIZE, t.ACTION_NAMES,
+                 t.STATE_NAMES, t.STEP_SECONDS, t.EPISODE_STEPS, "franka", "liv.sim.kitchen.env",
+                 "pip install 'liv[sim]' (gymnasium-robotics>=1.4, mujoco==3.3.0, gymnasium)", 32, t.PLAN_STEPS,
+                 t.FAILURE_STEPS, ("gymnasium_robotics", "mujoco"))
+
+
+_FACTORIES = {"metaworld": _metaworld, "kitchen": _kitchen}
 _BUILT: dict[str, Suite] = {}
 
 
@@ -206,8 +216,8 @@ def suite_of(tasks: Sequence[str], suite: str | None = None) -> Suite:
     for task in tasks:
         owner = next((n for n in _FACTORIES if task in get_suite(n).tasks), None)
         if owner is None:
-            raise ValueError(f"task without an annotation: {task!r}; `liv sim generate --suite SUITE --list-tasks` lists each "
-                             f"suite's ({', '.join(_FACTORIES)})")
+            raise ValueError(f"task without an annotation: {task!r}; `liv sim generate --suite SUITE --list-tasks` "
+                             f"lists each suite's ({', '.join(_FACTORIES)})")
         owners.setdefault(owner, []).append(task)
     if len(owners) > 1:
         raise ValueError("tasks from different suites: " + "; ".join(f"{n}: {', '.join(v)}" for n, v in owners.items()))

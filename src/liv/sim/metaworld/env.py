@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from liv.sim import rendering
+
 # re-exported: the task table lives apart, importable without numpy (command-line options list it)
 from liv.sim.metaworld.tasks import ACTION_NAMES, DEFAULT_SIZE, PAIRED_TASKS, STATE_NAMES, TASKS, TaskSpec  # noqa: F401
 
