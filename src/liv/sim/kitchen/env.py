@@ -14,6 +14,8 @@ gymnasium-robotics, MuJoCo and Gymnasium are optional (``pip install 'liv[sim]'`
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +51,10 @@ def _import_kitchen():
     rendering.choose_gl()
     try:
         import mujoco
-        from gymnasium_robotics.envs.franka_kitchen.kitchen_env import KitchenEnv as FrankaKitchen
+
+        # gymnasium_robotics prints a notice about its Adroit tasks' rewards to stderr on import: not ours.
+        with contextlib.redirect_stderr(io.StringIO()):
+            from gymnasium_robotics.envs.franka_kitchen.kitchen_env import KitchenEnv as FrankaKitchen
     except ImportError as e:
         raise ImportError(f"the kitchen suite needs optional packages ({e}); install them with: {_SIM_HINT}") from e
     return mujoco, FrankaKitchen
