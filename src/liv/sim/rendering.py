@@ -1,4 +1,4 @@
-"""Fast upright offscreen rendering of MuJoCo scenes, shared by every simulation suite.
+"""MuJoCo helpers shared by every simulation suite: fast upright offscreen rendering, exact state save/restore.
 
 On a software OpenGL renderer (this project's CPU machines) shadows, reflections and multisampling cost
 7-14x the frame time and change nothing a 64-224 px policy input needs, so :class:`Camera` switches
@@ -47,6 +47,24 @@ def untrack(env: Any) -> None:
 def _close_live() -> None:
     for env in list(_LIVE):
         env.close()
+
+
+def save_physics(mujoco, model, data) -> np.ndarray:
+    """MuJoCo's full integration state (mjSTATE_INTEGRATION) -> float64 copy, for bit-identical restores."""
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    physics = np.empty(mujoco.mj_stateSize(model, spec), dtype=np.float64)
+    mujoco.mj_getState(model, data, physics, spec)
+    return physics
+
+
+def restore_physics(mujoco, model, data, physics: np.ndarray) -> None:
+    """Restore :func:`save_physics` output; stepping on continues exactly as after the save."""
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    mujoco.mj_setState(model, data, physics, spec)
+    mujoco.mj_forward(model, data)  # positions of bodies and sites, for observations and rendering
+    # mj_forward overwrites the solver's warm start (qacc_warmstart); put the saved one back, or the
+    # next step's constraint solve starts elsewhere and drifts by ~1e-16.
+    mujoco.mj_setState(model, data, physics, spec)
 
 
 def prepare_model(model, size: tuple[int, int]) -> None:

@@ -232,9 +232,7 @@ class KitchenEnv:
         if self._steps < 0:
             raise RuntimeError("call reset() first")
         mujoco = self._mujoco
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        physics = np.empty(mujoco.mj_stateSize(self.model, spec), dtype=np.float64)
-        mujoco.mj_getState(self.model, self.data, physics, spec)
+        physics = rendering.save_physics(mujoco, self.model, self.data)
         expert = None if self._expert is None else self._expert.get_phase()
         return KitchenState(self.task, self.seed, physics, self._robot._last_robot_qpos.copy(), self._steps, expert)
 
@@ -245,10 +243,7 @@ class KitchenEnv:
         if state.task != self.task:
             raise ValueError(f"the state was saved from {state.task}; this env is {self.task}")
         mujoco = self._mujoco
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        mujoco.mj_setState(self.model, self.data, state.physics, spec)
-        mujoco.mj_forward(self.model, self.data)
-        mujoco.mj_setState(self.model, self.data, state.physics, spec)  # mj_forward overwrote the warm start
+        rendering.restore_physics(mujoco, self.model, self.data, state.physics)
         self._robot._last_robot_qpos = state.reference.copy()
         self._steps = state.steps
         if state.expert is None:

@@ -213,9 +213,7 @@ class MetaWorldEnv:
         if self._obs is None:
             raise RuntimeError("call reset() first")
         mujoco, env = self._mujoco, self._env
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        physics = np.empty(mujoco.mj_stateSize(env.model, spec), dtype=np.float64)
-        mujoco.mj_getState(env.model, env.data, physics, spec)
+        physics = rendering.save_physics(mujoco, env.model, env.data)
         return SimState(self.task, physics, self._obs.copy(), np.array(env._prev_obs, dtype=np.float64),
                         int(env.curr_path_length), np.array(env._last_rand_vec, dtype=np.float64))
 
@@ -229,12 +227,7 @@ class MetaWorldEnv:
             raise ValueError(f"the state was saved from {state.task} with another object/goal layout; restore "
                              f"it into an env made with the same task and seed (this is {self.task}, seed "
                              f"{self.seed})")
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        mujoco.mj_setState(env.model, env.data, state.physics, spec)
-        mujoco.mj_forward(env.model, env.data)  # positions of bodies and sites, for obs and rendering
-        # mj_forward overwrites the solver's warm start (qacc_warmstart); put the saved one back, or the
-        # next step's constraint solve starts elsewhere and drifts by ~1e-16.
-        mujoco.mj_setState(env.model, env.data, state.physics, spec)
+        rendering.restore_physics(mujoco, env.model, env.data, state.physics)
         env._prev_obs = state.prev_obs.copy()
         env.curr_path_length = state.steps
         env._did_see_sim_exception = False
