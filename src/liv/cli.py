@@ -196,6 +196,8 @@ COMMANDS: dict[str, Command] = {
     "demo": Command(_lazy("liv.demo", "DemoArgs"), _run("liv.demo", "run_demo")),
     "bc": Command(_lazy("liv.sim.commands", "BCArgs"), _run("liv.sim.commands", "run_bc_command")),
     "plan": Command(_lazy("liv.sim.commands", "PlanArgs"), _run("liv.sim.commands", "run_plan")),
+    "reproduce": Command(_lazy("liv.sim.reproduce.config", "ReproduceConfig"),
+                         _run("liv.sim.reproduce.command", "run_reproduce"), presets=True),
     "sim generate": Command(_lazy("liv.sim.generate_command", "SimGenerateArgs"),
                             _run("liv.sim.generate_command", "run_sim_generate")),
 }

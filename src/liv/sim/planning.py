@@ -73,13 +73,33 @@ class StateScorer:
         return np.asarray(self.fn(states), dtype=np.float64).reshape(len(states))
 
 
+class SimRewardScorer:
+    """The simulator's own dense reward (Meta-World's shaped reward, the kitchen's task progress), summed over
+    a candidate's steps: an oracle for testing what a planner can do with a perfect reward. Its values of
+    states are 0 (it scores candidates only through :func:`score_candidates`)."""
+
+    needs_frames = False
+    uses_sim_reward = True
+
+    def __call__(self, frames: np.ndarray | None, states: np.ndarray) -> np.ndarray:
+        return np.zeros(len(states), dtype=np.float64)
+
+
 def score_candidates(env, start, plans: np.ndarray, scorer: Scorer, config: PlannerConfig,
                      start_value: float) -> tuple[np.ndarray, int]:
     """Roll each (N, H, A) plan out from ``start`` (a SimState) and score it -> ((N,) scores, sim steps).
 
-    ``start_value``: S(o_0) of the start state. The env is left in the last candidate's end state.
+    ``start_value``: S(o_0) of the start state. The env is left in the last candidate's end state. A
+    scorer with ``uses_sim_reward`` (:class:`SimRewardScorer`) scores each plan by its summed env rewards.
     """
     n, horizon = plans.shape[:2]
+    if getattr(scorer, "uses_sim_reward", False):
+        sums = np.zeros(n)
+        for i, plan_i in enumerate(plans):
+            env.set_state(start)
+            for t in range(horizon):
+                sums[i] += env.step(plan_i[t])[1]
+        return sums, n * horizon
     if config.score == "final":
         marks = [horizon]
     else:
