@@ -28,7 +28,9 @@ def run_reproduce(given: dict[str, Any]) -> int:
 
 def reproduce(config: ReproduceConfig) -> dict[str, Any]:
     """Every stage of the protocol, cached under ``config.out`` -> the results (also in OUT/results.json)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    from liv.sim import rendering
+
+    rendering.choose_gl()  # before anything imports mujoco
     from liv.sim.reproduce import protocol as p
     from liv.sim.reproduce.cells import CellStore
     from liv.sim.suite import get_suite

@@ -23,7 +23,7 @@ OBJECTIVES = ("liv", "clip", "vip-i")
 
 @dataclass
 class ReproduceConfig:
-    """Measure the paper's claims (Tables 1, 2, 6, 8, 9; Figure 6) on a simulation suite, with 95% intervals."""
+    """Measure the paper's claims (Tables 1, 2, 6, 8, 9; Figure 6) on a simulation suite, with confidence intervals."""
 
     out: Path = field(default=Path("reproduce_out"), metadata={"path": "out_dir"})
     """Output folder: report.html, results.json, tables.md, figure6.png; data/, models/ and cells/ cache every
@@ -89,7 +89,8 @@ class ReproduceConfig:
     """final: evaluate the last policy; best: the better of the half-way and final ones on the same rollouts
     (the paper's protocol, optimistic by the choice; it doubles the rollouts)."""
     bc_max_steps: int | None = field(default=None, metadata={"min": 1})
-    """Step limit of an LCBC rollout; default: the suite's episode length."""
+    """Step limit of an LCBC rollout (cpu: 150, Meta-World's experts need 56-92 on the default tasks); None:
+    the suite's episode length."""
     planner: Literal["cem", "mppi"] | None = None
     """Planner; default: the paper's for the suite (Meta-World CEM, kitchen MPPI)."""
     plan_rewards: list[str] = field(default_factory=lambda: ["pretrained", "liv", "clip"],
@@ -97,10 +98,11 @@ class ReproduceConfig:
     """Reward models planned with (Table 2 / 8): the pre-trained init and the fine-tuned ones (by objective)."""
     plan_iterations: list[int] = field(default_factory=lambda: [1, 3], metadata={"min": 1})
     """CEM iterations compared (Table 8: 1 and 3)."""
-    plan_horizon: int = field(default=15, metadata={"min": 1})
+    plan_horizon: int = field(default=20, metadata={"min": 1})
     """Planning horizon in steps (paper: CEM 20, MPPI 50)."""
-    plan_samples: int = field(default=40, metadata={"min": 2})
-    """Candidate sequences per iteration (paper: CEM 200, MPPI 128)."""
+    plan_samples: int = field(default=60, metadata={"min": 2})
+    """Candidate sequences per iteration (paper: CEM 200, MPPI 128; each costs a render and H simulator steps:
+    at 60, one Meta-World CEM iteration takes ~1 s on this project's CPU)."""
     plan_replan_every: int = field(default=10, metadata={"min": 1})
     """Executed steps between replanning."""
     plan_episodes: int = field(default=4, metadata={"min": 1})
@@ -129,11 +131,12 @@ class ReproduceConfig:
 
 
 SCALES: dict[str, dict[str, Any]] = {
-    "cpu": {},
+    "cpu": {"bc_max_steps": 150},
     "paper": {"preset": "clip-rn50", "size": 224, "camera": None, "train_steps": 10_000, "train_batch_size": 64,
               "train_lr": 1e-5, "train_lr_schedule": "constant", "train_augment": "rrc", "bc_steps": 200_000,
               "bc_rollouts": 50, "bc_checkpoint": "best", "plan_samples": None, "plan_horizon": None,
-              "plan_replan_every": 5, "plan_episodes": 17, "episodes": 50, "workers": 8, "device": "auto"},
+              "plan_replan_every": 5, "plan_episodes": 17, "episodes": 50, "workers": 8, "device": "auto",
+              "bc_max_steps": None},
 }
 """Field values each scale sets on top of the dataclass defaults (None: the suite's paper value, below)."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
-import os
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -21,7 +20,9 @@ _DATA: dict[str, Any] = {}
 
 
 def _init_worker() -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    from liv.sim import rendering
+
+    rendering.choose_gl()
     import torch
 
     torch.set_num_threads(1)
