@@ -61,6 +61,8 @@ class Episode:
     """(T, S) float32 proprioceptive states, if the data has them."""
     success: np.ndarray | None = None
     """(T,) bool per-step success flags, if the data has them."""
+    outcome: bool | None = None
+    """Whether the episode succeeded, as a manifest's ``success`` column labels it (None: not labelled)."""
     meta: dict = field(default_factory=dict)
     """Format-specific extras (episode index, task index, camera, ...)."""
     manifest: str | None = None
@@ -92,7 +94,9 @@ class Episode:
 
     @property
     def succeeded(self) -> bool | None:
-        """Whether the episode ends in success (last success flag), or None if unknown."""
+        """Whether the episode succeeded: its outcome label if it has one, else its last success flag, else None."""
+        if self.outcome is not None:
+            return self.outcome
         return None if self.success is None or len(self.success) == 0 else bool(self.success[-1])
 
 

@@ -5,7 +5,9 @@ reference's ``index``, ...) are kept in ``Episode.meta``. ``directory`` is relat
 folder or absolute, and holds ``0.png`` .. ``{num_frames-1}.png`` (or ``.jpg``), 0-based as in the
 reference. Two optional columns describe other layouts (EPIC-KITCHENS frame dumps): ``start_frame``
 (frame i of the episode is file number ``start_frame + i``) and ``frame_pattern`` (a format string
-such as ``frame_{:010d}.jpg``). Manifests are read by :mod:`liv.data.manifests`.
+such as ``frame_{:010d}.jpg``). An optional ``success`` column (1/0) labels each episode's outcome
+(``Episode.outcome``: failures are then left out of VOC and scored in the success AUROC). Manifests
+are read by :mod:`liv.data.manifests`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from PIL import Image
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
 from liv.data.images import read_image
-from liv.data.manifests import MANIFEST_NAME, collect_rows, manifest_path, parse_int, read_manifest
+from liv.data.manifests import (
+    MANIFEST_NAME,
+    OUTCOME_COLUMN,
+    collect_rows,
+    manifest_path,
+    parse_int,
+    parse_outcome,
+    read_manifest,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 """File endings treated as frames when a folder of images is read without a manifest."""
@@ -212,7 +222,7 @@ def read_frame_folders(path: str | os.PathLike[str], errors: list[DataError] | N
     """
     manifest = manifest_path(path)
     _, rows = read_manifest(manifest, ("directory", "num_frames", "text"))
-    known = {"directory", "num_frames", "text", "start_frame", "frame_pattern", ""}
+    known = {"directory", "num_frames", "text", "start_frame", "frame_pattern", OUTCOME_COLUMN, ""}
 
     def build(n: int, row: dict[str, str], where: str) -> Episode:
         directory = (row["directory"] or "").strip()
@@ -226,7 +236,7 @@ def read_frame_folders(path: str | os.PathLike[str], errors: list[DataError] | N
         meta = {k: v for k, v in row.items() if k not in known}
         frames = FolderFrames(manifest.parent / directory, num_frames, start, pattern)
         return Episode(frames=frames, text=row["text"], source=where, meta=meta, manifest=str(manifest),
-                       manifest_line=n)
+                       manifest_line=n, outcome=parse_outcome(row, where))
 
     episodes = collect_rows(rows, manifest, build, errors)
     return EpisodeDataset(episodes, root=str(manifest.parent), format="frames")

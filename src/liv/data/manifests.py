@@ -171,6 +171,24 @@ def parse_int(row: dict[str, str], column: str, where: str, default: int | None 
     return value
 
 
+OUTCOME_COLUMN = "success"
+"""The optional per-episode outcome column of frame-folder and video manifests (1/0, true/false, yes/no)."""
+_OUTCOMES = {"1": True, "0": False, "true": True, "false": False, "yes": True, "no": False}
+
+
+def parse_outcome(row: dict[str, str], where: str) -> bool | None:
+    """The episode's ``success`` label (1/0, true/false, yes/no in any case; empty or no column -> None).
+
+    Raises DataError naming ``where`` for any other value, so that a typo never counts a failure as a success."""
+    raw = (row.get(OUTCOME_COLUMN) or "").strip()
+    if not raw:
+        return None
+    try:
+        return _OUTCOMES[raw.lower()]
+    except KeyError:
+        raise DataError(where, f"{OUTCOME_COLUMN} {raw!r} must be 1 or 0 (or true/false, yes/no)") from None
+
+
 def collect_rows(rows: Iterable[tuple[int, Row]], path: Path, build, errors: list[DataError] | None) -> list:
     """Apply ``build(line, row, where)`` to every well-formed record of :func:`read_manifest`; a bad one
     (malformed, or ``build`` raising DataError) raises, or, when ``errors`` is a list, is appended to it and

@@ -2,7 +2,8 @@
 
 The manifest has the required columns ``path,text`` (``path`` relative to the manifest's folder or
 absolute) and the optional ``start_frame,end_frame`` (end exclusive): several rows may cut one long
-video into segments, each its own episode. Frame i is the i-th frame the video shows, whatever its
+video into segments, each its own episode. An optional ``success`` column (1/0) labels each episode's
+outcome (``Episode.outcome``). Frame i is the i-th frame the video shows, whatever its
 timing (see :mod:`liv.data.video_index`): random access seeks to the keyframe at or before the first
 wanted frame and decodes forward, sorted wanted frames that share a keyframe share one pass, and every
 decoded frame is identified by its presentation timestamp, so a frame the decoder does not deliver is
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from liv.data.episodes import DataError, Episode, EpisodeDataset, check_indices
-from liv.data.manifests import collect_rows, manifest_path, parse_int, read_manifest
+from liv.data.manifests import OUTCOME_COLUMN, collect_rows, manifest_path, parse_int, parse_outcome, read_manifest
 from liv.data.open_files import OpenFiles
 from liv.data.video_index import VideoIndex, cached_index
 
@@ -270,10 +271,10 @@ def read_video_manifest(path: str | os.PathLike[str], errors: list[DataError] | 
         end = parse_int(row, "end_frame", where, default=-1)
         if end != -1 and end <= start:
             raise DataError(where, f"end_frame {end} must be greater than start_frame {start}")
-        meta = {k: v for k, v in row.items() if k not in ("path", "text", "start_frame", "end_frame", "")}
+        meta = {k: v for k, v in row.items() if k not in ("path", "text", "start_frame", "end_frame", OUTCOME_COLUMN, "")}
         frames = VideoFrames(manifest.parent / file, start, None if end == -1 else end)
         return Episode(frames=frames, text=row["text"], source=where, meta=meta, manifest=str(manifest),
-                       manifest_line=n)
+                       manifest_line=n, outcome=parse_outcome(row, where))
 
     return EpisodeDataset(collect_rows(rows, manifest, build, errors), root=str(manifest.parent), format="video")
 
