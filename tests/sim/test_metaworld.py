@@ -237,3 +237,26 @@ def test_rollout_is_reproducible_and_aligned():
     again = _rollout(*args, max_steps=150, record_every=3, hold_steps=2)
     for key in ("frames", "actions", "states", "success"):
         np.testing.assert_array_equal(again[key], ep[key])
+
+
+def test_rewards_replay_and_failure_kinds(tmp_path):
+    """next.reward is the simulator's reward after each frame's action (replayed from the recorded actions);
+    failure episodes are of the kinds asked for, each recorded with its kind."""
+    out = generate_dataset(["drawer-close-v3"], 1, seed=3, out=tmp_path / "ds", failures=4, size=(32, 32),
+                           max_steps=100, progress=False, failure_kinds=["noisy", "stopped", "random", "gave_up"])
+    ds = read_lerobot(out)
+    record = json.loads((out / "meta" / "liv_generation.json").read_text())["episodes"]
+    assert [r.get("failure_kind") for r in record] == [None, "noisy", "stopped", "random", "gave_up"]
+    assert all(e.rewards is not None and e.rewards.dtype == np.float32 for e in ds)
+    for e, rec in zip(ds, record):
+        assert not e.success.any() or rec["kind"] == "expert"
+        with make_env(rec["task"], rec["env_seed"], size=(32, 32)) as env:
+            env.reset()
+            replayed = [env.step(a)[1] for a in e.actions[:-1]]
+        assert e.rewards[:-1] == pytest.approx(np.float32(replayed), rel=1e-5, abs=1e-5)
+        assert e.rewards[-1] == e.rewards[-2]  # the last frame's action is not executed
+    stopped = ds[2]
+    moving = np.abs(stopped.actions).sum(1) > 0
+    assert moving[0] and not moving[-5:].any()  # the expert part, then still
+    with pytest.raises(ValueError, match="failure kinds"):
+        generate_dataset(["drawer-close-v3"], 1, out=tmp_path / "x", failure_kinds=["lazy"], progress=False)

@@ -61,6 +61,8 @@ class Episode:
     """(T, S) float32 proprioceptive states, if the data has them."""
     success: np.ndarray | None = None
     """(T,) bool per-step success flags, if the data has them."""
+    rewards: np.ndarray | None = None
+    """(T,) float32 per-step rewards (LeRobot's ``next.reward``: received after the frame's action), if any."""
     outcome: bool | None = None
     """Whether the episode succeeded, as a manifest's ``success`` column labels it (None: not labelled)."""
     meta: dict = field(default_factory=dict)

@@ -11,7 +11,8 @@ What is written (see :mod:`liv.data.lerobot` for the layout of each version):
   and the quantiles q01..q99 newer LeRobot versions normalise with).
 - parquet data with ``timestamp`` (float32 seconds), ``frame_index``, ``episode_index``, ``index``,
   ``task_index`` (int64), plus ``action``, ``observation.state`` (fixed-size float32 lists) and
-  ``next.success`` (bool) when given; mp4 video (libx264, yuv420p, ``gop`` frames between keyframes).
+  ``next.success`` (bool) and ``next.reward`` (float32) when given; mp4 video (libx264, yuv420p,
+  ``gop`` frames between keyframes).
   v3.0 concatenates episodes into files, a new file when ``episodes_per_file`` or the size limit
   would be exceeded, ``chunks_size`` files per chunk folder, as LeRobot does.
 
@@ -36,7 +37,7 @@ V21_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index
 V30_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V30_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 _V30_EPISODES = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-_EPISODE_KEYS = {"frames", "task", "actions", "states", "success"}
+_EPISODE_KEYS = {"frames", "task", "actions", "states", "success", "rewards"}
 _MB = 1024 * 1024
 
 
@@ -47,6 +48,7 @@ class _Ep:
     actions: np.ndarray | None  # (T, A) float32
     states: np.ndarray | None  # (T, S) float32
     success: np.ndarray | None  # (T,) bool
+    rewards: np.ndarray | None = None  # (T,) float32
 
 
 def _vector(value, name: str, where: str, length: int) -> np.ndarray | None:
@@ -67,7 +69,8 @@ def _check_episode(ep, i: int, first: _Ep | None) -> _Ep:
         raise DataError(where, f"must be a dict with keys frames, task (and actions, states, success), "
                                f"got {type(ep).__name__}")
     if set(ep) - _EPISODE_KEYS or "frames" not in ep or "task" not in ep:
-        raise DataError(where, f"keys must be frames, task and optionally actions, states, success; got {sorted(ep)}")
+        raise DataError(where, f"keys must be frames, task and optionally actions, states, success, rewards; got "
+                               f"{sorted(ep)}")
     frames = np.asarray(ep["frames"])
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise DataError(where, f"frames must be (T, H, W, 3) uint8 with T >= 1, got {frames.shape} {frames.dtype}")
@@ -82,9 +85,16 @@ def _check_episode(ep, i: int, first: _Ep | None) -> _Ep:
         if success.shape != (len(frames),) or not (success.dtype == bool or np.isin(success, (0, 1)).all()):
             raise DataError(where, f"success must be ({len(frames)},) bool, got {success.shape} {success.dtype}")
         success = success.astype(bool)
+    rewards = ep.get("rewards")
+    if rewards is not None:
+        rewards = _vector(np.asarray(rewards).reshape(-1, 1) if np.ndim(rewards) == 1 else rewards, "rewards", where,
+                          len(frames))
+        if rewards.shape[1] != 1:
+            raise DataError(where, f"rewards must be ({len(frames)},) numbers, got {rewards.shape}")
+        rewards = rewards[:, 0]
     out = _Ep(frames, ep["task"], _vector(ep.get("actions"), "actions", where, len(frames)),
-              _vector(ep.get("states"), "states", where, len(frames)), success)
-    for name in ("frames", "actions", "states", "success") if first is not None else ():
+              _vector(ep.get("states"), "states", where, len(frames)), success, rewards)
+    for name in ("frames", "actions", "states", "success", "rewards") if first is not None else ():
         mine, theirs = getattr(out, name), getattr(first, name)
         if (mine is None) != (theirs is None) or (mine is not None and mine.shape[1:] != theirs.shape[1:]):
             shape = lambda v: "none" if v is None else f"shape {v.shape[1:]} per frame"  # noqa: E731
@@ -204,6 +214,8 @@ def _features(ep: _Ep, camera: str, action_names, state_names) -> dict[str, dict
             features[key] = {"dtype": "float32", "shape": [dim], "names": names}
     if ep.success is not None:
         features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
+    if ep.rewards is not None:
+        features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
     for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
         features[key] = {"dtype": "float32" if key == "timestamp" else "int64", "shape": [1], "names": None}
     return features
@@ -221,6 +233,8 @@ def _table(ep: _Ep, episode_index: int, start: int, task_index: int, fps: int):
         values["observation.state"] = ep.states
     if ep.success is not None:
         values["next.success"] = ep.success[:, None]
+    if ep.rewards is not None:
+        values["next.reward"] = ep.rewards[:, None].astype(np.float32)
     values["timestamp"] = (np.arange(n) / fps).astype(np.float32)[:, None]
     values["frame_index"] = np.arange(n, dtype=np.int64)[:, None]
     values["episode_index"] = np.full((n, 1), episode_index, dtype=np.int64)
@@ -274,7 +288,8 @@ def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: i
 
     Each episode is a dict: ``frames`` (T, H, W, 3) uint8 RGB (H and W even; the same size in every
     episode), ``task`` str, and optionally ``actions`` (T, A) and ``states`` (T, S) (stored float32),
-    ``success`` (T,) bool; an optional key must be given for every episode or none. ``episodes`` may
+    ``success`` (T,) bool, ``rewards`` (T,) (stored float32 as ``next.reward``); an optional key must be
+    given for every episode or none. ``episodes`` may
     be a generator: one episode is held at a time. ``fps``: frames per second (int). ``camera``: the
     video feature's name. ``version``: "v3.0" or "v2.1". ``crf``/``gop``: libx264 quality (lower is
     better) and keyframe interval (small = fast random access); ``lossless``: pixel-exact libx264rgb

@@ -7,7 +7,9 @@ frame with the proprioceptive state (the suite's state_names), the action taken 
 flag, and stops ``hold_steps`` steps after the first success (or on the last solved frame if the
 success does not last that long), so that the last frame shows the goal (LIV's whole-episode sampling
 takes the last frame as the goal). ``failures`` adds episodes per task
-that do not succeed: smooth random motion, or the expert giving up part way and wandering off.
+that do not succeed, of the kinds asked for (:data:`FAILURE_KINDS`: smooth random motion, the expert
+giving up part way and wandering off, the expert stopping part way, the expert with action noise).
+The simulator's reward is recorded per frame (``next.reward``).
 
 Generation is resumable: episodes are written one by one, atomically, to a staging folder next to
 ``out`` (``<out>.partial``) and the LeRobot dataset is assembled from them at the end; a rerun with
@@ -35,8 +37,15 @@ from liv.sim.suite import Suite, suite_of
 
 MAX_ATTEMPTS = 5
 """Layouts tried per episode before keeping an expert episode that failed (or a failure that succeeded)."""
-_FORMAT = 1  # bump when a staged episode's contents change meaning, so old staging is not reused
+_FORMAT = 2  # bump when a staged episode's contents change meaning, so old staging is not reused (2: rewards)
 _KINDS = {"expert": 0, "failure": 1}
+FAILURE_KINDS = ("random", "gave_up", "stopped", "noisy")
+"""How a failure episode fails: random: smooth random motion; gave_up: the expert for 20-60% of the steps,
+then smooth random motion; stopped: the expert for 30-70% of the steps, then no motion (zero actions);
+noisy: the expert with Gaussian action noise (std :data:`NOISE_STD`) in a layout where that fails."""
+DEFAULT_FAILURE_KINDS = ("random", "gave_up")
+NOISE_STD = 0.8
+"""Std of the noisy kind's action noise (actions are in [-1, 1]); at 0.8 most Meta-World expert episodes fail."""
 
 
 def episode_seed(seed: int, task: str, kind: str, index: int, attempt: int = 0) -> int:
@@ -48,16 +57,21 @@ def episode_seed(seed: int, task: str, kind: str, index: int, attempt: int = 0) 
 
 # ------------------------------------------------------------------------------------------- rollouts
 
-def _failure_actions(env, rng: np.random.Generator, length: int, index: int,
+def _failure_actions(env, rng: np.random.Generator, length: int, kind: str,
                      action_dim: int) -> Callable[[np.ndarray, int], Any]:
-    """The action function of failure episode ``index``: even: smooth random motion; odd: the expert
-    for the first 20-60% of the steps, then smooth random motion (a near miss that gives up)."""
-    expert_steps = int(rng.uniform(0.2, 0.6) * length) if index % 2 else 0
+    """The action function of a failure episode of ``kind`` (one of :data:`FAILURE_KINDS`)."""
+    share = {"random": (0.0, 0.0), "gave_up": (0.2, 0.6), "stopped": (0.3, 0.7), "noisy": (1.0, 1.0)}[kind]
+    expert_steps = int(rng.uniform(*share) * length)
     state = {"a": rng.uniform(-1, 1, action_dim)}
 
     def act(obs: np.ndarray, step: int) -> np.ndarray:
+        if kind == "noisy":
+            noisy = env.expert_action(obs) + NOISE_STD * rng.standard_normal(action_dim)
+            return np.clip(noisy, -1, 1).astype(np.float32)
         if step < expert_steps:
             return env.expert_action(obs)
+        if kind == "stopped":
+            return np.zeros(action_dim, np.float32)
         # An AR(1) walk: random but smooth, so the arm sweeps around instead of jittering in place.
         a = 0.85 * state["a"] + 0.5 * rng.standard_normal(action_dim)
         state["a"] = np.clip(a, -1, 1)
@@ -66,11 +80,15 @@ def _failure_actions(env, rng: np.random.Generator, length: int, index: int,
 
 
 def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size: tuple[int, int],
-             max_steps: int, record_every: int, hold_steps: int, suite: Suite | None = None) -> dict[str, Any]:
+             max_steps: int, record_every: int, hold_steps: int, suite: Suite | None = None,
+             failure_kind: str = "random") -> dict[str, Any]:
     """Run one episode -> {frames (T,H,W,3) uint8, actions (T,A) f32, states (T,S) f32, success (T,) bool,
-    steps, first_success (step or -1), render_seconds}. Frames are kept after every record_every-th step,
-    after every step once an expert has succeeded, and at the end; actions[t] is the action chosen at
-    frame t (the last frame's is not executed). ``steps``: steps up to the last frame."""
+    rewards (T,) f32, steps, first_success (step or -1), render_seconds}. Frames are kept after every
+    record_every-th step, after every step once an expert has succeeded, and at the end; actions[t] is the
+    action chosen at frame t (the last frame's is not executed). rewards[t] is the simulator's reward of
+    the last step before frame t+1 (LeRobot's ``next.reward``; Meta-World's shaped reward, the kitchen's
+    task progress); the last frame, whose action is not executed, repeats the reward of the step into it.
+    ``steps``: steps up to the last frame."""
     suite = suite or suite_of([task])
     rng = np.random.default_rng(env_seed)
     with suite.make_env(task, env_seed, camera=camera, size=size) as env:
@@ -78,7 +96,7 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
         low, high = suite.failure_steps
         length = limit if kind == "expert" else min(limit, int(rng.integers(low, high + 1)))
         policy = (lambda obs, step: env.expert_action(obs)) if kind == "expert" else \
-            _failure_actions(env, rng, length, index, suite.action_dim)
+            _failure_actions(env, rng, length, failure_kind, suite.action_dim)
         render_seconds = 0.0
 
         def render() -> np.ndarray:
@@ -101,13 +119,14 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
         obs = env.reset()
         success = env.is_success()
         frames, states, flags, actions = [render()], [env.proprio(obs)], [success], []
+        into = [0.0]  # into[t]: the reward of the step into frame t
         first = 0 if success else -1
         step = 0
         while not finished(step, success):
             action = policy(obs, step)
             if recorded(step):  # the action chosen at a recorded frame
                 actions.append(action)
-            obs, _, _, _, info = env.step(action)
+            obs, reward, _, _, info = env.step(action)
             step, success = step + 1, info["success"]
             if success and first < 0:
                 first = step
@@ -115,15 +134,17 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
                 frames.append(render())
                 states.append(env.proprio(obs))
                 flags.append(success)
+                into.append(float(reward))
         if kind == "expert" and first >= 0 and not success:
             # Success lost: end on the frame before, the last solved one (its action is already recorded).
-            frames.pop(), states.pop(), flags.pop()
+            frames.pop(), states.pop(), flags.pop(), into.pop()
             step -= 1
         else:
             actions.append(policy(obs, step))  # the last frame's action: chosen, never executed
+    rewards = np.asarray(into[1:] + into[-1:], dtype=np.float32)
     return {"frames": np.stack(frames), "actions": np.stack(actions).astype(np.float32),
             "states": np.stack(states).astype(np.float32), "success": np.asarray(flags, dtype=bool),
-            "steps": step, "first_success": first, "render_seconds": render_seconds}
+            "rewards": rewards, "steps": step, "first_success": first, "render_seconds": render_seconds}
 
 
 def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +154,7 @@ def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
     for attempt in range(MAX_ATTEMPTS):
         env_seed = episode_seed(job["seed"], task, kind, index, attempt)
         ep = _rollout(task, kind, index, env_seed, job["camera"], tuple(job["size"]), job["max_steps"],
-                      job["record_every"], job["hold_steps"], suite=suite)
+                      job["record_every"], job["hold_steps"], suite=suite, failure_kind=job.get("failure_kind", "random"))
         if (bool(ep["success"][-1]) if kind == "expert" else ep["first_success"] < 0):
             break
     if kind == "failure" and ep["success"].any():
@@ -141,9 +162,10 @@ def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
         keep = int(np.argmax(ep["success"]))
         if keep < 2:
             raise RuntimeError(f"{task}: no layout gave a failure episode (solved from the start)")
-        for key in ("frames", "actions", "states", "success"):
+        for key in ("frames", "actions", "states", "success", "rewards"):
             ep[key] = ep[key][:keep]
     record = {"task": task, "kind": kind, "index": index, "env_seed": env_seed, "attempt": attempt,
+              **({"failure_kind": job["failure_kind"]} if kind == "failure" else {}),
               "steps": ep["steps"], "frames": len(ep["frames"]), "first_success": ep["first_success"],
               "success": bool(ep["success"][-1]), "render_seconds": ep["render_seconds"]}
     path = Path(job["path"])
@@ -151,7 +173,7 @@ def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         np.savez_compressed(f, frames=ep["frames"], actions=ep["actions"], states=ep["states"],
-                            success=ep["success"], record=np.array(json.dumps(record)))
+                            success=ep["success"], rewards=ep["rewards"], record=np.array(json.dumps(record)))
     os.replace(tmp, path)  # atomic: a staged file is either complete or absent
     return record
 
@@ -193,7 +215,8 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
                      out: str | os.PathLike[str] = "metaworld_liv", camera: str | None = None,
                      size: tuple[int, int] | None = None, max_steps: int | None = None, record_every: int = 1,
                      failures: int = 0, progress: bool = True, *, hold_steps: int = 5, workers: int = 1,
-                     suite: str | None = None, on_episode: Callable[[dict[str, Any]], None] | None = None) -> Path:
+                     suite: str | None = None, on_episode: Callable[[dict[str, Any]], None] | None = None,
+                     failure_kinds: Sequence[str] = DEFAULT_FAILURE_KINDS) -> Path:
     """Simulate scripted episodes of a suite's tasks and write them as a LeRobot v3.0 dataset at ``out`` -> ``out``.
 
     ``tasks``: names from a suite's task table (:mod:`liv.sim.suite`; all of one suite, ``suite`` if
@@ -209,7 +232,10 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     parallel (each renders on its own OpenGL context). ``on_episode(record)``: called after each episode
     is staged or found staged (``record["reused"]``). The LeRobot features are
     ``observation.images.<camera>``, ``observation.state`` (the suite's state_names; Meta-World: hand xyz
-    in m, gripper opening), ``action`` (its action_names) and ``next.success`` (frame t shows a solved task).
+    in m, gripper opening), ``action`` (its action_names), ``next.success`` (frame t shows a solved task)
+    and ``next.reward`` (the simulator's reward after frame t's action, see :func:`_rollout`).
+    ``failure_kinds``: the kinds of the failure episodes, in turn (:data:`FAILURE_KINDS`); each episode's
+    kind is in ``meta/liv_generation.json`` (``failure_kind``).
 
     Raises ValueError for unknown tasks, cameras or out-of-range settings, DataError for an output folder
     that holds something else.
@@ -224,13 +250,17 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     height, width = (int(v) for v in size)
     if height % 2 or width % 2 or height < 16 or width < 16:
         raise ValueError(f"size must be an even (height, width) of at least 16 px (the video is yuv420p), got {size}")
+    failure_kinds = list(failure_kinds)
+    bad = [k for k in failure_kinds if k not in FAILURE_KINDS]
+    if bad or not failure_kinds:
+        raise ValueError(f"failure kinds must be some of {', '.join(FAILURE_KINDS)}; got {failure_kinds}")
     if episodes_per_task < 1 or failures < 0 or max_steps < 1 or record_every < 1 or hold_steps < 0 or workers < 1:
         raise ValueError("episodes_per_task, max_steps, record_every and workers must be >= 1; failures and "
                          "hold_steps >= 0")
     out = Path(out)
     settings = {"format": _FORMAT, "suite": chosen.name, "seed": int(seed), "camera": camera, "size": [height, width],
                 "max_steps": int(max_steps), "record_every": int(record_every), "hold_steps": int(hold_steps),
-                "versions": _versions(chosen.packages)}
+                "failure_kinds": failure_kinds, "versions": _versions(chosen.packages)}
     request = {**settings, "tasks": tasks, "episodes_per_task": int(episodes_per_task), "failures": int(failures)}
     stage = out.with_name(out.name + ".partial")
     record_path = out / "meta" / "liv_generation.json"
@@ -253,7 +283,7 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
         settings_path.write_text(json.dumps(settings, indent=2))
 
     jobs = [{**settings, "task": t, "kind": kind, "index": i, "size": [height, width],
-             "path": str(stage / t / f"{kind}-{i:05d}.npz")}
+             "failure_kind": failure_kinds[i % len(failure_kinds)], "path": str(stage / t / f"{kind}-{i:05d}.npz")}
             for t in tasks for kind, n in (("expert", episodes_per_task), ("failure", failures)) for i in range(n)]
     records: dict[str, dict] = {}
     todo = []
@@ -298,7 +328,7 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
         for job in jobs:
             with np.load(job["path"]) as z:
                 yield {"frames": z["frames"], "task": chosen.task_text(job["task"]), "actions": z["actions"],
-                       "states": z["states"], "success": z["success"]}
+                       "states": z["states"], "success": z["success"], "rewards": z["rewards"]}
 
     fps = max(1, round(1 / (chosen.step_seconds * record_every)))
     write_lerobot(out, staged_episodes(), fps=fps, camera=f"observation.images.{camera}", version="v3.0",

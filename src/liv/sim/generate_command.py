@@ -42,7 +42,12 @@ class SimGenerateArgs:
     """Keep every k-th frame (the dataset's fps is the suite's step rate / k, Meta-World 80 / k; the final
     frame is always kept)."""
     failures: int = field(default=0, metadata={"min": 0})
-    """Extra unsuccessful episodes per task (random motion, or the expert giving up part way)."""
+    """Extra unsuccessful episodes per task, of the --failure-kinds in turn."""
+    failure_kinds: list[str] = field(default_factory=lambda: ["random", "gave_up"],
+                                     metadata={"choices": ("random", "gave_up", "stopped", "noisy")})
+    """How failure episodes fail: random (smooth random motion), gave_up (the expert for 20-60% of the steps,
+    then random motion), stopped (the expert for 30-70%, then still), noisy (the expert with action noise of
+    std 0.8). Each episode's kind is recorded in meta/liv_generation.json."""
     workers: int = field(default=1, metadata={"min": 1})
     """Processes simulating in parallel."""
     progress: bool = True
@@ -68,5 +73,5 @@ def run_sim_generate(args: SimGenerateArgs) -> int:
     generate_dataset(args.tasks or suite.default_tasks, args.episodes, seed=args.seed, out=args.out,
                      camera=args.camera, size=tuple(args.size) if args.size else None, max_steps=args.max_steps,
                      record_every=args.record_every, failures=args.failures, progress=args.progress,
-                     workers=args.workers, suite=suite.name)
+                     workers=args.workers, suite=suite.name, failure_kinds=args.failure_kinds)
     return 0
