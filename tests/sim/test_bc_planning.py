@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 
 import numpy as np
@@ -319,3 +320,74 @@ def test_bc_and_plan_commands(data, tmp_path, capsys):
                              samples=4, iterations=1, max_steps=2)) == 0
     assert "reach" in (tmp_path / "plan" / "plan.md").read_text()
     assert "wrote" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------- weighted BC
+
+def test_advantages_and_weights_by_hand():
+    from liv.sim.bc_weights import advantages, rwr_weights
+
+    values = np.array([0.0, 1.0, 3.0, 6.0, 2.0, 2.0, 5.0])
+    episode = np.array([0, 0, 0, 0, 1, 1, 1])
+    adv = advantages(values, episode, horizon=2)
+    assert adv.tolist() == [3.0, 5.0, 3.0, 0.0, 3.0, 3.0, 0.0]  # V_min(t+2, last) - V_t, per episode
+    # Task "a" holds both episodes: mean 17/7, population std sqrt(138/49) = 1.678.
+    w = rwr_weights(adv, episode, ["a", "a"], beta=1.0, max_weight=2.0)
+    z = (adv - 17 / 7) / math.sqrt(138 / 49)
+    assert w == pytest.approx(np.minimum(np.exp(z), 2.0))
+    assert w[1] == 2.0 and w[3] == pytest.approx(math.exp(-17 / 7 / math.sqrt(138 / 49)))  # clipped; lowest
+    # One task per episode; a task whose advantages are all equal gets weight 1.
+    flat = rwr_weights(np.array([1.0, 1.0, 0.0, 4.0]), np.array([0, 0, 1, 1]), ["a", "b"], beta=0.5)
+    assert flat[:2].tolist() == [1.0, 1.0] and flat[2:] == pytest.approx([np.exp(-0.5), np.exp(0.5)])
+
+
+def test_liv_values_against_a_naive_loop(embeddings):
+    from liv.sim.bc_weights import liv_values
+
+    text, image = liv_values(embeddings, "text"), liv_values(embeddings, "image")
+    ep = embeddings["episode"]
+    for n in range(0, len(ep), 17):
+        e = ep[n]
+        last = np.flatnonzero(ep == e)[-1]
+        cos = lambda a, b: float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+        assert text[n] == pytest.approx(cos(embeddings["image"][n], embeddings["text"][e]), abs=1e-5)
+        assert image[n] == pytest.approx(cos(embeddings["image"][n], embeddings["image"][last]), abs=1e-5)
+    assert image[np.flatnonzero(np.diff(np.r_[ep, -1]))] == pytest.approx(1.0)  # each last frame is its own goal
+
+
+def test_weighted_loss_equals_a_naive_loop_and_unit_weights_change_nothing(embeddings):
+    from liv.sim.bc import weighted_mse
+
+    g = torch.Generator().manual_seed(0)
+    pred, target, w = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g), torch.rand(6, generator=g)
+    naive = sum(float(w[i]) * sum((float(pred[i, a]) - float(target[i, a])) ** 2 for a in range(4)) / 4
+                for i in range(6)) / float(w.sum())
+    assert float(weighted_mse(pred, target, w)) == pytest.approx(naive, rel=1e-6)
+    n = len(embeddings["episode"])
+    plain = train_policy(embeddings, steps=5, batch_size=8, hidden=[16], seed=1)
+    ones = train_policy(embeddings, steps=5, batch_size=8, hidden=[16], seed=1, weights=np.full(n, 3.0))
+    assert ones.losses == pytest.approx(plain.losses, rel=1e-5)
+    with pytest.raises(ValueError, match="weights must be"):
+        train_policy(embeddings, steps=1, batch_size=8, hidden=[16], weights=np.full(n - 1, 1.0))
+
+
+def test_weighted_bc_command_writes_weights(data, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "bc"
+    assert run_bc_command(BCArgs(data=data, model=["clip-tiny"], out=out, seeds=[0], steps=5, batch_size=8,
+                                 hidden=[16], episodes=1, max_steps=2, weighting=["none", "rwr", "sim"],
+                                 train_episodes="all")) == 0
+    rows = json.loads((out / "bc.json").read_text())["rows"]
+    assert set(rows) == {"clip-tiny (random init) (text)", "clip-tiny (random init) (text, rwr-weighted)",
+                         "clip-tiny (random init) (text, sim-weighted)"}
+    assert all(r["settings"]["only_successful"] is False for r in rows.values())
+    ds = read_lerobot(data)
+    table = pq.read_table(out / "weights" / "clip_tiny_random_init-rwr.parquet")
+    assert table.column_names == ["index", "episode_index", "frame_index", "weight", "advantage"]
+    assert [str(t) for t in table.schema.types] == ["int64", "int64", "int64", "float", "float"]
+    assert table.num_rows == sum(len(e) for e in ds)
+    assert table.schema.metadata[b"reward_model_path"] == b"clip-tiny"
+    frame_index = table.column("frame_index").to_numpy()
+    assert frame_index[: len(ds[0])].tolist() == list(range(len(ds[0]))) and frame_index[len(ds[0])] == 0
+    assert (table.column("weight").to_numpy() <= 20.0).all()

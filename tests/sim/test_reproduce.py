@@ -101,7 +101,8 @@ def _keys(tmp_path, **given):
 
     suite = get_suite("metaworld")
     reps = p.representations(config, "DATA")
-    lcbc = {(j["label"], j["conditioning"], j["seed"]): k for _, k, _, j in p.lcbc_jobs(config, reps, tmp_path, "DATA", suite)}
+    lcbc = {(j["label"], j["conditioning"], j["seed"]): k
+            for _, k, _, j in p.lcbc_jobs(config, reps, tmp_path, "DATA", suite)}
     plan = {(j["cell"], j["task"], j["seed"], j["env_seed"]): k
             for _, k, _, j in p.plan_jobs(config, p.plan_cells(config, reps), [], suite)}
     return {r.label: r.key for r in reps}, lcbc, plan

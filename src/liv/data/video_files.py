@@ -271,7 +271,8 @@ def read_video_manifest(path: str | os.PathLike[str], errors: list[DataError] | 
         end = parse_int(row, "end_frame", where, default=-1)
         if end != -1 and end <= start:
             raise DataError(where, f"end_frame {end} must be greater than start_frame {start}")
-        meta = {k: v for k, v in row.items() if k not in ("path", "text", "start_frame", "end_frame", OUTCOME_COLUMN, "")}
+        known = ("path", "text", "start_frame", "end_frame", OUTCOME_COLUMN, "")
+        meta = {k: v for k, v in row.items() if k not in known}
         frames = VideoFrames(manifest.parent / file, start, None if end == -1 else end)
         return Episode(frames=frames, text=row["text"], source=where, meta=meta, manifest=str(manifest),
                        manifest_line=n, outcome=parse_outcome(row, where))

@@ -115,13 +115,19 @@ class TrainResult:
     """Wall-clock training time."""
 
 
+def training_rows(embeddings: dict[str, Any], only_successful: bool = True) -> np.ndarray:
+    """(N,) bool: the frames :func:`bc_features` trains on (``only_successful``: those of successful episodes)."""
+    keep_ep = np.asarray(embeddings["succeeded"], bool) if only_successful else np.ones(len(embeddings["texts"]), bool)
+    return keep_ep[embeddings["episode"]]
+
+
 def bc_features(embeddings: dict[str, Any], conditioning: Conditioning = "text", proprio: bool = True,
                 only_successful: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Training matrix from :func:`embed_dataset` output -> ((N, F) float32 features, (N, A) float32 actions,
     task texts in one-hot order). ``only_successful``: drop frames of episodes that never succeed (failure
     episodes are not demonstrations)."""
     keep_ep = np.asarray(embeddings["succeeded"], bool) if only_successful else np.ones(len(embeddings["texts"]), bool)
-    rows = keep_ep[embeddings["episode"]]
+    rows = training_rows(embeddings, only_successful)
     if not rows.any():
         raise ValueError("no successful episode to clone")
     texts = [str(t) for t in embeddings["texts"]]
@@ -141,7 +147,8 @@ def bc_features(embeddings: dict[str, Any], conditioning: Conditioning = "text",
 def train_policy(embeddings: dict[str, Any], conditioning: Conditioning = "text", proprio: bool = True,
                  hidden: Sequence[int] = (256, 256), steps: int = 2000, batch_size: int = 256, lr: float = 1e-3,
                  seed: int = 0, snapshot_at: Sequence[int] = (), only_successful: bool = True,
-                 device: str | torch.device = "cpu", num_threads: int | None = None) -> TrainResult:
+                 device: str | torch.device = "cpu", num_threads: int | None = None,
+                 weights: np.ndarray | None = None) -> TrainResult:
     """Train a :class:`BCPolicy` by MSE regression of expert actions -> :class:`TrainResult`.
 
     ``embeddings``: from :func:`embed_dataset`; ``steps`` Adam steps (lr 1e-3, the paper's) on batches of
@@ -150,18 +157,26 @@ def train_policy(embeddings: dict[str, Any], conditioning: Conditioning = "text"
     dict is copied (e.g. the half-way checkpoint). Paper: hidden (1024, 1024, 1024), batch 4096.
     ``num_threads``: torch CPU threads while training (restored after; None: leave torch's setting). 1 is
     fastest for small policies on a busy CPU (measured 1.4 vs 21 ms per step with 2 threads on 2 loaded cores).
+    ``weights``: (N,) non-negative per-frame weights over all embedded frames (reward-weighted regression,
+    :mod:`liv.sim.bc_weights`): a batch's loss is sum_i w_i mse_i / sum_i w_i; None: the plain mean.
     """
     with torch_threads(num_threads):
         return _train(embeddings, conditioning, proprio, hidden, steps, batch_size, lr, seed, snapshot_at,
-                      only_successful, device)
+                      only_successful, device, weights)
 
 
 def _train(embeddings: dict[str, Any], conditioning: Conditioning, proprio: bool, hidden: Sequence[int], steps: int,
            batch_size: int, lr: float, seed: int, snapshot_at: Sequence[int], only_successful: bool,
-           device: str | torch.device) -> TrainResult:
+           device: str | torch.device, weights: np.ndarray | None = None) -> TrainResult:
     if steps < 1 or batch_size < 1:
         raise ValueError("steps and batch_size must be >= 1")
     x, y, task_texts = bc_features(embeddings, conditioning, proprio, only_successful)
+    w = None
+    if weights is not None:
+        weights = np.asarray(weights, np.float32)
+        if weights.shape != (len(embeddings["episode"]),) or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError(f"weights must be ({len(embeddings['episode'])},) finite and >= 0, got {weights.shape}")
+        w = torch.from_numpy(weights[training_rows(embeddings, only_successful)]).to(device)
     image_dim = int(np.asarray(embeddings["image"]).shape[1])
     task_dim = image_dim if conditioning == "text" else len(task_texts)
     state_dim = int(np.asarray(embeddings["states"]).shape[1]) if proprio else 0
@@ -180,7 +195,7 @@ def _train(embeddings: dict[str, Any], conditioning: Conditioning, proprio: bool
     policy.train()
     for step in range(1, steps + 1):
         idx = torch.randint(len(x), (batch_size,), generator=gen).to(device)
-        loss = torch.nn.functional.mse_loss(policy(x[idx]), y[idx])
+        loss = weighted_mse(policy(x[idx]), y[idx], None if w is None else w[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -189,6 +204,14 @@ def _train(embeddings: dict[str, Any], conditioning: Conditioning, proprio: bool
             snapshots[step] = copy.deepcopy(policy.state_dict())
     policy.eval()
     return TrainResult(policy, losses, snapshots, time.perf_counter() - t0)
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, A) predictions and targets, (B,) weights -> sum_i w_i mean_a (pred - target)^2 / sum_i w_i (scalar);
+    without weights, the plain mean squared error."""
+    if weights is None:
+        return torch.nn.functional.mse_loss(pred, target)
+    return (weights * ((pred - target) ** 2).mean(1)).sum() / weights.sum().clamp_min(1e-12)
 
 
 def training_loss(policy: BCPolicy, embeddings: dict[str, Any], proprio: bool = True) -> float:
@@ -304,7 +327,8 @@ def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], condi
            size: tuple[int, int] = (128, 128),
            cache_dir: str | os.PathLike[str] | None = None, exclude_seeds: Sequence[int] = (),
            log: Callable[[str], None] | None = None, embeddings: dict[str, Any] | None = None,
-           num_threads: int | None = None, suite: str | None = None) -> dict[str, Any]:
+           num_threads: int | None = None, suite: str | None = None, weights: np.ndarray | None = None,
+           only_successful: bool = True) -> dict[str, Any]:
     """The paper's LCBC protocol for one model and one conditioning -> per-task mean/std success over seeds.
 
     For each training seed: train ``steps`` steps, evaluate the half-way and final checkpoints on the same
@@ -316,7 +340,7 @@ def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], condi
     ``embeddings``: precomputed :func:`embed_dataset` output; ``num_threads``: torch CPU threads for
     training and rollouts (see :func:`train_policy`; the rollouts embed a few frames at a time, which a
     busy CPU also runs fastest on one thread). ``suite``: the tasks' suite (default: the one they belong
-    to); ``camera``: default its first.
+    to); ``camera``: default its first. ``weights`` and ``only_successful``: see :func:`train_policy`.
     """
     from liv.sim.report import seed_summary
     from liv.sim.suite import suite_of
@@ -330,7 +354,8 @@ def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], condi
         per_seed = []
         for seed in train_seeds:
             half = max(1, steps // 2)
-            res = train_policy(emb, conditioning, proprio, hidden, steps, batch_size, seed=seed, snapshot_at=(half,))
+            res = train_policy(emb, conditioning, proprio, hidden, steps, batch_size, seed=seed, snapshot_at=(half,),
+                               only_successful=only_successful, weights=weights)
             say(f"seed {seed}: trained {steps} steps in {res.seconds:.1f} s, "
                 f"loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
             evals = {}
@@ -350,6 +375,7 @@ def run_bc(model: LIVModel, dataset: EpisodeDataset, tasks: Sequence[str], condi
                     "batch_size": batch_size, "hidden": list(hidden), "proprio": proprio,
                     "eval_episodes": eval_episodes,
                     "max_steps": max_steps, "eval_seed": eval_seed, "camera": camera, "size": list(size),
-                    "frames": int(len(emb["image"])), "embedding_key": emb["key"]}
+                    "frames": int(len(emb["image"])), "embedding_key": emb["key"], "weighted": weights is not None,
+                    "only_successful": only_successful}
         return {"tasks": table, "average": seed_summary([s[s["checkpoint"]]["average"] for s in per_seed]),
                 "seeds": per_seed, "settings": settings}

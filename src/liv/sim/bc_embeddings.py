@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from liv.data.episodes import EpisodeDataset
     from liv.model import LIVModel
 
-_CACHE_FORMAT = 1  # bump when the cached arrays change meaning
+_CACHE_FORMAT = 2  # bump when the cached arrays change meaning (2: rewards)
 
 
 def model_fingerprint(model: LIVModel) -> str:
@@ -49,7 +49,8 @@ def embed_dataset(model: LIVModel, dataset: EpisodeDataset, cache_dir: str | os.
     (unnormalised, as the model returns them), ``episode`` (N,) int64 episode position in ``dataset``,
     ``actions`` (N, A) float32, ``states`` (N, S) float32 (S = 0 if the data has none), ``text`` (E, D)
     float32 psi(l) of each episode's annotation, ``texts`` (E,) str, ``succeeded`` (E,) bool (episodes
-    without flags count as successful), plus ``key`` (str, the cache key) and ``cached`` (bool, whether
+    without flags count as successful), ``rewards`` (N,) float32 (the data's ``next.reward``; present only
+    when every episode has it), plus ``key`` (str, the cache key) and ``cached`` (bool, whether
     it was read from the cache). ``cache_dir`` None: no cache. The key hashes the model's weights, the
     dataset (root, lengths, texts, metadata mtime) and the settings, so a changed model or dataset is
     embedded afresh; the file is ``<cache_dir>/embeddings-<key[:16]>.npz``, written atomically.
@@ -64,7 +65,7 @@ def embed_dataset(model: LIVModel, dataset: EpisodeDataset, cache_dir: str | os.
                     return {**{k: z[k] for k in z.files}, "key": key, "cached": True}
         except (OSError, ValueError, KeyError):
             pass  # unreadable (e.g. from an interrupted older version): embed again and overwrite
-    images, episode_ids, actions, states = [], [], [], []
+    images, episode_ids, actions, states, rewards = [], [], [], [], []
     for i, ep in enumerate(dataset):
         if ep.actions is None:
             raise ValueError(f"{ep.source}: the episode has no actions; behaviour cloning needs them")
@@ -74,6 +75,8 @@ def embed_dataset(model: LIVModel, dataset: EpisodeDataset, cache_dir: str | os.
         actions.append(np.asarray(ep.actions, dtype=np.float32))
         states.append(np.asarray(ep.states, dtype=np.float32) if ep.states is not None
                       else np.zeros((len(frames), 0), np.float32))
+        if ep.rewards is not None:
+            rewards.append(np.asarray(ep.rewards, dtype=np.float32))
         if progress:
             print(f"embedded episode {i + 1}/{len(dataset)}", flush=True)
     texts = [ep.text for ep in dataset]
@@ -83,6 +86,8 @@ def embed_dataset(model: LIVModel, dataset: EpisodeDataset, cache_dir: str | os.
            "actions": np.concatenate(actions), "states": np.concatenate(states),
            "text": text_emb[[distinct.index(t) for t in texts]], "texts": np.array(texts, dtype=str),
            "succeeded": np.array([ep.succeeded is not False for ep in dataset], dtype=bool)}
+    if rewards and len(rewards) == len(dataset):
+        out["rewards"] = np.concatenate(rewards)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

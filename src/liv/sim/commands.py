@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from liv.model_names import model_name_problem
 from liv.models.devices import device_problem
@@ -71,6 +71,21 @@ class BCArgs:
     """Torch device for the model and the policy."""
     threads: int | None = field(default=1, metadata={"min": 0})
     """Torch CPU threads while training a policy (small MLPs train fastest on 1; 0: torch's default)."""
+    weighting: list[str] = field(default_factory=lambda: ["none"], metadata={"choices": ("none", "rwr", "sim")})
+    """How training frames are weighted, one row each (repeat): none (plain BC), rwr (reward-weighted regression
+    with the model's LIV reward, liv.sim.bc_weights), sim (the same with the simulator's own dense reward from
+    the data's next.reward: an oracle). Weights are written to OUT/weights/."""
+    train_episodes: Literal["successful", "all"] = "successful"
+    """Episodes trained on: successful ones (failures are not demonstrations), or all (mixed-quality data, where
+    weighting decides what counts)."""
+    rwr_goal: Literal["text", "image"] = "text"
+    """rwr: the goal of the LIV value, the episode's text or its last frame."""
+    rwr_beta: float = field(default=1.0, metadata={"gt": 0})
+    """rwr, sim: inverse temperature on per-task standardised advantages, w = min(exp(beta z), max weight)."""
+    rwr_horizon: int = field(default=10, metadata={"min": 1})
+    """rwr, sim: steps the potential-based reward is summed over (the advantage is V_t+H - V_t)."""
+    rwr_max_weight: float = field(default=20.0, metadata={"gt": 0})
+    """rwr, sim: the largest weight a frame can get."""
 
 
 @dataclass
@@ -186,13 +201,24 @@ def run_bc_command(args: BCArgs) -> int:
         print(f"{label}: {len(emb['image'])} frames embedded{' (from the cache)' if emb['cached'] else ''}",
               flush=True)
         for cond in conditionings:
-            row = f"{label} ({'text' if cond == 'text' else 'one-hot'})"
-            rows[row] = run_bc(model, dataset, tasks, cond, args.seeds, args.steps, batch_size, args.hidden,
-                               args.proprio, args.episodes, max_steps, args.eval_seed, camera, size,
-                               exclude_seeds=exclude, log=lambda m, r=row: print(f"{r}: {m}", flush=True),
-                               embeddings=emb, num_threads=args.threads or None, suite=suite.name)
-            rows[row]["model"] = spec
-    notes = [f"data: {args.data} ({suite.title}); {args.episodes} rollouts per task from new start states, up to "
+            for weighting in args.weighting:
+                weights = _frame_weights(args, dataset, emb, weighting, spec, label)
+                row = f"{label} ({'text' if cond == 'text' else 'one-hot'}" + \
+                      (f", {weighting}-weighted)" if weighting != "none" else ")")
+                rows[row] = run_bc(model, dataset, tasks, cond, args.seeds, args.steps, batch_size, args.hidden,
+                                   args.proprio, args.episodes, max_steps, args.eval_seed, camera, size,
+                                   exclude_seeds=exclude, log=lambda m, r=row: print(f"{r}: {m}", flush=True),
+                                   embeddings=emb, num_threads=args.threads or None, suite=suite.name,
+                                   weights=weights, only_successful=args.train_episodes == "successful")
+                rows[row]["model"] = spec
+                rows[row]["weighting"] = weighting
+    if args.weighting != ["none"]:
+        notes_w = (f"weighting: w = min(exp({args.rwr_beta} z), {args.rwr_max_weight}) with z the per-task "
+                   f"standardised advantage V_t+{args.rwr_horizon} - V_t (rwr: the LIV value against the "
+                   f"{args.rwr_goal} goal; sim: the simulator's reward); trained on {args.train_episodes} episodes; "
+                   f"weights in {args.out / 'weights'}")
+    notes = ([notes_w] if args.weighting != ["none"] else []) + [
+             f"data: {args.data} ({suite.title}); {args.episodes} rollouts per task from new start states, up to "
              f"{max_steps} steps; {args.steps} training steps, batch {batch_size}, hidden {args.hidden}; best of "
              f"half-way and final checkpoints per seed; seeds {args.seeds}; rollouts rendered from camera {camera} "
              f"at {size[0]}x{size[1]} px"]
@@ -200,6 +226,23 @@ def run_bc_command(args: BCArgs) -> int:
     print(markdown_table(rows, tasks), end="")
     print(f"wrote {json_path} and {md_path}")
     return 0
+
+
+def _frame_weights(args: BCArgs, dataset, emb, weighting: str, spec: str, label: str):
+    """Per-frame weights of ``weighting`` (None for none), written to OUT/weights/<label>-<weighting>.parquet."""
+    if weighting == "none":
+        return None
+    from liv.eval.commands import slug
+    from liv.sim.bc_weights import frame_weights, write_weights
+
+    weights = frame_weights(emb, "liv" if weighting == "rwr" else "sim", args.rwr_goal, args.rwr_horizon,
+                            args.rwr_beta, args.rwr_max_weight)
+    path = write_weights(args.out / "weights" / f"{slug(label)}-{weighting}.parquet",
+                         [ep.meta.get("episode_index", i) for i, ep in enumerate(dataset)], [len(ep) for ep in dataset],
+                         weights, spec if weighting == "rwr" else "simulator next.reward")
+    print(f"{label}: {weighting} weights in {path} (mean {weights['weight'].mean():.2f}, max "
+          f"{weights['weight'].max():.2f})", flush=True)
+    return weights["weight"]
 
 
 def run_plan(args: PlanArgs) -> int:

@@ -154,7 +154,8 @@ def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
     for attempt in range(MAX_ATTEMPTS):
         env_seed = episode_seed(job["seed"], task, kind, index, attempt)
         ep = _rollout(task, kind, index, env_seed, job["camera"], tuple(job["size"]), job["max_steps"],
-                      job["record_every"], job["hold_steps"], suite=suite, failure_kind=job.get("failure_kind", "random"))
+                      job["record_every"], job["hold_steps"], suite=suite,
+                      failure_kind=job.get("failure_kind", "random"))
         if (bool(ep["success"][-1]) if kind == "expert" else ep["first_success"] < 0):
             break
     if kind == "failure" and ep["success"].any():

@@ -107,7 +107,8 @@ def _assemble(config, suite, reps, cells, lcbc, plans, done, curves, data) -> di
                 per_task[job["task"]].setdefault(job["seed"], []).append(done[key]["success"])
         summary = summarise({t: [v[s] for s in sorted(v)] for t, v in per_task.items()})
         rep = cell["rep"]
-        planning[cell["name"]] = {**summary, "init": rep.init if rep else None, "objective": rep.objective if rep else None,
+        planning[cell["name"]] = {**summary, "init": rep.init if rep else None,
+                                  "objective": rep.objective if rep else None,
                                   "rep": rep.label if rep else "simulator reward (oracle)",
                                   "iterations": cell["iterations"], "goal": cell["goal"],
                                   "plan_seconds": _mean([s for _, k, _, j in plans if j["cell"] == cell["name"]
@@ -119,7 +120,8 @@ def _assemble(config, suite, reps, cells, lcbc, plans, done, curves, data) -> di
                 "bc_max_steps": config.bc_max_steps or suite.episode_steps,
                 "plan_max_steps": config.plan_max_steps or suite.plan_steps,
                 "planner_resolved": {k: v for k, v in planner_settings(config, 1, 0, 0).items() if k != "seed"},
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                            "python": platform.python_version()},
                 "versions": {d: _version(d) for d in ("liv", "torch", "mujoco", "metaworld", "gymnasium-robotics")}}
     return {"settings": settings,
             "representations": {r.label: {"init": r.init, "objective": r.objective, "model": r.model, "key": r.key}

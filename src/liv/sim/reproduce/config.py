@@ -71,7 +71,8 @@ class ReproduceConfig:
     """Processes per fine-tuning run: > 1 runs `torchrun --nproc_per_node N -m liv train` (one per GPU)."""
     train_device: str = field(default="auto", metadata={"check": device_or_auto_problem})
     """Device of fine-tuning (auto: cuda if available)."""
-    conditionings: list[str] = field(default_factory=lambda: ["text", "onehot"], metadata={"choices": ("text", "onehot")})
+    conditionings: list[str] = field(default_factory=lambda: ["text", "onehot"],
+                                     metadata={"choices": ("text", "onehot")})
     """LCBC task inputs: text (psi(l)) and onehot (Table 6's "(One-Hot)" rows)."""
     bc_seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"min": 0})
     """Policy training seeds (paper: 3)."""

@@ -138,8 +138,8 @@ def train_models(config: ReproduceConfig, reps: list[Representation], data: Path
         if config.train_processes > 1:
             _torchrun(given, config.train_processes)
         else:
-            from liv.training.config import build_config
             from liv.train import train
+            from liv.training.config import build_config
 
             train(build_config(given))
 

@@ -60,8 +60,8 @@ def tables(results: Mapping[str, Any]) -> list[Table]:
         rows = []
         for label, by_cond in lcbc.items():
             init = results["representations"][label]["init"]
-            ref = paper.TABLE6.get(suite, {}).get(init) if results["representations"][label]["objective"] == "pretrained" \
-                else None
+            pretrained = results["representations"][label]["objective"] == "pretrained"
+            ref = paper.TABLE6.get(suite, {}).get(init) if pretrained else None
             rows.append([label, format_cell(by_cond.get("text", {}).get("average")),
                          format_cell(by_cond.get("onehot", {}).get("average")),
                          ref[0] if ref else "–", ref[1] if ref else "–"])
@@ -70,7 +70,8 @@ def tables(results: Mapping[str, Any]) -> list[Table]:
     iterations = list(results["settings"]["plan_iterations"])
     if results["planning"]:
         rows = []
-        keys = list(dict.fromkeys((c["init"], c["objective"]) for c in results["planning"].values() if c["goal"] == "task"))
+        keys = list(dict.fromkeys((c["init"], c["objective"]) for c in results["planning"].values()
+                                  if c["goal"] == "task"))
         for init, objective in keys:
             ref = paper.PLANNING.get(suite, {}).get((init, objective))
             label = "simulator reward (oracle)" if init is None else (_rep(results, init, objective) or "")
@@ -80,7 +81,8 @@ def tables(results: Mapping[str, Any]) -> list[Table]:
         header = ["Reward"] + [f"{it} it" for it in iterations] + \
                  (["paper 1 it", "paper 3 it"] if {1, 3} <= set(iterations) else [])
         out.append(("Tables 2 and 8: planning success (%) with each reward, by CEM/MPPI iterations", header, rows,
-                    "the paper's Meta-World planning used a learned SV2P video model; liv plans in the true simulator."))
+                    "the paper's Meta-World planning used a learned SV2P video model; liv plans in the true "
+                    "simulator."))
         rows = []
         for cell in results["planning"].values():
             if cell["goal"] != "random":
@@ -194,7 +196,8 @@ def write_report(results: Mapping[str, Any], out: str | os.PathLike[str], figure
                     + (f'<p class="note">{html.escape(note)}</p>' if note else ""))
     body.append("<h2>The paper's orderings, checked</h2><ul>" + "".join(
         f"<li>{html.escape(c['statement'])} ({html.escape(c['init'])}): <b>{html.escape(c['verdict'])}</b>; "
-        f"{html.escape(c['claim'])}, difference {c['difference']:+.0f} points</li>" for c in results["claims"]) + "</ul>")
+        f"{html.escape(c['claim'])}, difference {c['difference']:+.0f} points</li>" for c in results["claims"])
+        + "</ul>")
     if figure_png is not None:
         body.append("<h2>Figure 6: value curves on demonstrations</h2>" + png_img_tag(figure_png, "value curves"))
     body.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(results["settings"], indent=1)) + "</pre>")
