@@ -391,3 +391,22 @@ def test_weighted_bc_command_writes_weights(data, tmp_path):
     frame_index = table.column("frame_index").to_numpy()
     assert frame_index[: len(ds[0])].tolist() == list(range(len(ds[0]))) and frame_index[len(ds[0])] == 0
     assert (table.column("weight").to_numpy() <= 20.0).all()
+
+
+def test_interval_table_pools_seeds_and_rollouts():
+    from liv.sim.report import interval_table
+    from liv.sim.reproduce.stats import wilson_interval
+
+    def seed(checkpoint, a, b):
+        return {"checkpoint": checkpoint, checkpoint: {"tasks": {"t1": {"successes": a}, "t2": {"successes": b}}}}
+
+    bc_row = {"tasks": {}, "seeds": [seed("final", [True, False], [True, True]), seed("half", [False, False], [True])]}
+    plan_row = {"tasks": {}, "episodes": [{"seed": 0, "task": "t1", "success": True},
+                                          {"seed": 1, "task": "t1", "success": False},
+                                          {"seed": 0, "task": "t2", "success": False}]}
+    table = interval_table({"bc": bc_row, "plan": plan_row}, ["t1", "t2"]).splitlines()
+    low, high = wilson_interval(1, 4)
+    assert table[2].startswith(f"| bc | 25 [{100 * low:.0f}, {100 * high:.0f}] | 100 [")
+    low, high = wilson_interval(4, 7)
+    assert table[2].endswith(f"| 57 [{100 * low:.0f}, {100 * high:.0f}] |")
+    assert table[3].startswith("| plan | 50 [")

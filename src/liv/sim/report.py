@@ -52,6 +52,37 @@ def markdown_table(rows: Mapping[str, Mapping[str, Any]], tasks: Sequence[str] |
     return "\n".join(lines) + "\n"
 
 
+def outcomes(row: Mapping[str, Any], task: str) -> list[list[bool]] | None:
+    """A row's rollout outcomes of ``task`` grouped by seed: LCBC rows (:func:`liv.sim.bc.run_bc`: the kept
+    checkpoint's rollouts) and planning rows (:func:`liv.sim.planning.run_planning`: its episodes); None
+    for a row without them."""
+    if "seeds" in row and row["seeds"] and "checkpoint" in row["seeds"][0]:
+        return [[bool(x) for x in s[s["checkpoint"]]["tasks"][task]["successes"]] for s in row["seeds"]
+                if task in s[s["checkpoint"]]["tasks"]]
+    if "episodes" in row:
+        seeds = sorted({e["seed"] for e in row["episodes"]})
+        return [[bool(e["success"]) for e in row["episodes"] if e["seed"] == s and e["task"] == task] for s in seeds]
+    return None
+
+
+def interval_table(rows: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) -> str:
+    """A Markdown table of each row's success pooled over seeds and rollouts with its 95% Wilson interval
+    ("rate [low, high]" in percent; :mod:`liv.sim.reproduce.stats`), per task and over all tasks."""
+    from liv.sim.reproduce.stats import format_cell, success_cell
+
+    header = ["Representation"] + [short_task(t) for t in tasks] + ["All tasks"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    for label, row in rows.items():
+        per_task = {t: outcomes(row, t) for t in tasks}
+        if any(v is None for v in per_task.values()):
+            continue
+        cells = [format_cell(success_cell(v)) if any(v) else "–" for v in per_task.values()]
+        n_seeds = max(len(v) for v in per_task.values())
+        pooled = [[x for v in per_task.values() if s < len(v) for x in v[s]] for s in range(n_seeds)]
+        lines.append("| " + " | ".join([label] + cells + [format_cell(success_cell(pooled))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -73,7 +104,9 @@ def write_sim_report(rows: Mapping[str, Mapping[str, Any]], out_dir: str | os.Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    text = f"# {title}\n\nSuccess rate (%), mean ± std over seeds.\n\n{markdown_table(rows, tasks)}"
+    tasks = list(tasks) if tasks is not None else list(dict.fromkeys(t for r in rows.values() for t in r["tasks"]))
+    text = (f"# {title}\n\nSuccess rate (%), mean ± std over seeds.\n\n{markdown_table(rows, tasks)}\n"
+            f"Pooled over seeds and rollouts: rate [95% Wilson interval] (%).\n\n{interval_table(rows, tasks)}")
     if notes:
         text += "\n" + "".join(f"- {n}\n" for n in notes)
     for path, content in ((json_path, json.dumps(_jsonable({"title": title, "rows": rows}), indent=1)),
