@@ -305,7 +305,8 @@ def _summary(results: dict[str, Any]) -> str:
 
     return (f"text-goal VOC {f(ov['text_goal']['voc'])}, negative rate {f(ov['text_goal']['negative_rate'])}; "
             f"image-goal VOC {f(ov['image_goal']['voc'])}; retrieval accuracy {f(ov['retrieval_accuracy']['final'])}; "
-            f"AUROC {f(ov['auroc'])} ({ov['num_episodes']} episodes, {len(results['tasks'])} tasks)")
+            f"AUROC {f(ov['auroc'])}; pairwise accuracy {f(ov.get('pairwise_final'))}; progress r "
+            f"{f(ov.get('progress_pearson'))} ({ov['num_episodes']} episodes, {len(results['tasks'])} tasks)")
 
 
 def run_evaluate(args: EvaluateArgs) -> int:

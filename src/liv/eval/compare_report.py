@@ -37,6 +37,11 @@ _COMPARE_ROWS = [
     ("retrieval accuracy (mean)", ("retrieval_accuracy", "mean")),
     ("task retrieval accuracy (final)", ("task_retrieval_accuracy", "final")),
     ("AUROC success vs failure", ("auroc",)),
+    ("pairwise accuracy success > failure (final)", ("pairwise_final",)),
+    ("pairwise accuracy success > failure (mean)", ("pairwise_mean",)),
+    ("Kendall tau value vs outcome (final)", ("kendall_tau_final",)),
+    ("progress correlation, Pearson", ("progress_pearson",)),
+    ("progress correlation, Spearman", ("progress_spearman",)),
 ]
 
 

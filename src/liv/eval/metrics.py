@@ -9,6 +9,9 @@ Definitions (DESIGN.md section 5), with v_1..v_T the values of the T frames of o
   (or mean) value for text j; retrieval accuracy = fraction of episodes whose own text scores highest.
 - AUROC of the final value between successful and failed episodes (Mann-Whitney, ties count one half).
 
+The correlations and the Mann-Whitney statistic are SciPy's (``scipy.stats``: spearmanr, pearsonr,
+mannwhitneyu, kendalltau); this module adds the degenerate-input rules below and the dataset evaluation.
+
 Degenerate curves carry no ordering information, so their correlations are defined as 0.0 (what an
 uninformative reward scores on average) rather than NaN, which keeps averages and JSON well defined:
 VOC and alignment are 0.0 when T < 2 or when the curve is constant; the negative rate is 0.0 when T < 2.
@@ -39,25 +42,26 @@ def _curve(values: Any) -> np.ndarray:
 
 def average_ranks(x: Any) -> np.ndarray:
     """Ranks 1..n of a 1-D array, tied entries sharing the mean of their ranks -> (n,) float64."""
-    x = _curve(x)
-    n = x.size
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(xs) != 0) + 1]
-    ends = np.r_[starts[1:], n]
-    ranks = np.empty(n)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # mean of ranks start+1..end
-    return ranks
+    from scipy.stats import rankdata
+
+    return rankdata(_curve(x), method="average").astype(np.float64)
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if a.size < 2:
-        return 0.0
-    a = a - a.mean()
-    b = b - b.mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    from scipy.stats import pearsonr
+
     # A constant input has no direction to correlate with: defined as 0 (see the module docstring).
-    return 0.0 if denom == 0.0 else float(np.clip((a * b).sum() / denom, -1.0, 1.0))
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return 0.0
+    return float(np.clip(pearsonr(a, b).statistic, -1.0, 1.0))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return 0.0
+    return float(np.clip(spearmanr(a, b).statistic, -1.0, 1.0))
 
 
 def voc(values: Any) -> float:
@@ -67,9 +71,7 @@ def voc(values: Any) -> float:
     is constant. Accepts NumPy arrays, torch tensors or sequences of floats; NaN is an error.
     """
     v = _curve(values)
-    if v.size < 2 or np.all(v == v[0]):
-        return 0.0
-    return _pearson(average_ranks(v), np.arange(1.0, v.size + 1))
+    return _spearman(v, np.arange(1.0, v.size + 1))
 
 
 def negative_rate(values: Any) -> float:
@@ -139,14 +141,14 @@ def auroc(scores_success: Any, scores_failure: Any) -> float:
     success scores above every failure, 0.5 for no separation. Both inputs are 1-D and non-empty
     (ValueError otherwise).
     """
+    from scipy.stats import mannwhitneyu
+
     s = _curve(scores_success)
     f = _curve(scores_failure)
     if s.size == 0 or f.size == 0:
         raise ValueError(f"AUROC needs at least one success and one failure, got {s.size} and {f.size}")
-    ranks = average_ranks(np.concatenate([s, f]))
-    # Mann-Whitney U of the successes from their rank sum; ties share ranks, so they count one half.
-    u = ranks[: s.size].sum() - s.size * (s.size + 1) / 2.0
-    return float(u / (s.size * f.size))
+    # The Mann-Whitney U of the successes counts the pairs they win, ties one half: AUROC = U / (n_s n_f).
+    return float(mannwhitneyu(s, f, alternative="two-sided").statistic / (s.size * f.size))
 
 
 # --------------------------------------------------------------------------------------- dataset evaluation
@@ -227,18 +229,26 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
         overall: num_episodes (evaluated), text_goal and image_goal {voc, negative_rate, alignment}
             (means over evaluated episodes; text goal = the episode's own text, image goal = its last
             frame), retrieval_accuracy {final, mean} (per episode), task_retrieval_accuracy {final, mean}
-            (rows of the confusion matrix), auroc (mean over tasks that have it, or None), num_auroc_tasks.
+            (rows of the confusion matrix), auroc (mean over tasks that have it, or None), num_auroc_tasks,
+            pairwise_final, pairwise_mean, kendall_tau_final, progress_pearson, progress_spearman (means
+            over the tasks that have them, or None).
         per_task: list of K dicts: task, num_episodes, num_evaluated, num_success, num_failure, text_goal,
-            image_goal, retrieval_accuracy {final, mean}, auroc (None without both outcomes).
+            image_goal, retrieval_accuracy {final, mean}, auroc (None without both outcomes), ranking
+            (:func:`liv.eval.ranking.ranking`: pairwise accuracy of final and mean values, Kendall's tau,
+            split by failure kind), progress ({pearson, spearman, num_episodes} or None).
         confusion: rows (tasks), columns (goal texts), final and mean: (K, C) nested lists (None = no
             evaluated episode of that task).
         episodes: list of per-episode dicts: index (in the dataset), task, task_index, source, num_frames,
             succeeded, evaluated, text_goal {voc, negative_rate, alignment, final, mean}, image_goal
-            {voc, negative_rate, alignment}, scores_final and scores_mean (C,), and curves
+            {voc, negative_rate, alignment}, scores_final and scores_mean (C,), kind (a generated failure's
+            kind, :mod:`liv.eval.ranking`, or None), progress ({pearson, spearman} of the text-goal value
+            with the data's ``next.reward``, or None), and curves
             {text: (T,), image: (T,)} similarity lists for plots (drop them before writing large files).
     """
+    from liv.eval.ranking import failure_kinds, mean_or_none, progress_correlation, ranking
     from liv.reward import scores_from_embeddings
 
+    kinds = failure_kinds(dataset.root, len(dataset)) if dataset.format == "lerobot" else [None] * len(dataset)
     tasks = list(dict.fromkeys(e.text for e in dataset))
     task_of = {t: i for i, t in enumerate(tasks)}
     goal_texts = tasks + [g for g in dict.fromkeys(extra_goals) if g not in task_of]
@@ -274,6 +284,8 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
             "text_goal": {**_curve_metrics(own), "final": float(own[-1]), "mean": float(own.mean())},
             "image_goal": _curve_metrics(s_image),
             "scores_final": s_text[-1].tolist(), "scores_mean": s_text.mean(axis=0).tolist(),
+            "kind": kinds[index],
+            "progress": progress_correlation(own, ep.rewards) if ep.rewards is not None else None,
             "curves": {"text": own.tolist(), "image": s_image.tolist()},
         })
 
@@ -310,6 +322,9 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
             "retrieval_accuracy": {v: (float(np.mean([e[f"retrieved_{v}"] for e in ev])) if ev else None)
                                    for v in ("final", "mean")},
             "auroc": task_auroc,
+            "ranking": ranking([{"succeeded": e["succeeded"], "final": e["text_goal"]["final"],
+                                 "mean": e["text_goal"]["mean"], "kind": e["kind"]} for e in mine]),
+            "progress": _progress_summary(mine),
         })
 
     return {
@@ -329,11 +344,25 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
             "task_retrieval_accuracy": task_acc,
             "auroc": float(np.mean(aurocs)) if aurocs else None,
             "num_auroc_tasks": len(aurocs),
+            "pairwise_final": mean_or_none([t["ranking"]["pairwise_final"] for t in per_task]),
+            "pairwise_mean": mean_or_none([t["ranking"]["pairwise_mean"] for t in per_task]),
+            "kendall_tau_final": mean_or_none([t["ranking"]["kendall_tau_final"] for t in per_task]),
+            "progress_pearson": mean_or_none([(t["progress"] or {}).get("pearson") for t in per_task]),
+            "progress_spearman": mean_or_none([(t["progress"] or {}).get("spearman") for t in per_task]),
         },
         "per_task": per_task,
         "confusion": confusion,
         "episodes": episodes,
     }
+
+
+def _progress_summary(episodes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean progress correlations of a task's episodes that have them, or None."""
+    have = [e["progress"] for e in episodes if e["progress"] is not None]
+    if not have:
+        return None
+    return {"pearson": float(np.mean([p["pearson"] for p in have])),
+            "spearman": float(np.mean([p["spearman"] for p in have])), "num_episodes": len(have)}
 
 
 def without_curves(results: dict[str, Any]) -> dict[str, Any]:

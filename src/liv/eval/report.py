@@ -131,13 +131,19 @@ def _metric_row(label: str, r: Mapping[str, Any], n: str) -> str:
         cells += [fmt_cell(r[goal]["voc"]), fmt_cell(r[goal]["negative_rate"]), fmt_cell(r[goal]["alignment"])]
     cells += [fmt_cell(r["retrieval_accuracy"]["final"]), fmt_cell(r["retrieval_accuracy"]["mean"]),
               fmt_cell(r["auroc"])]
+    rank = r.get("ranking", r)  # a task's ranking dict, or the overall means
+    progress = r.get("progress") or {}
+    cells += [fmt_cell(rank.get("pairwise_final")), fmt_cell(rank.get("kendall_tau_final")),
+              fmt_cell(progress.get("pearson", r.get("progress_pearson")))]
     return f'<tr><td class="label">{html.escape(label)}</td>' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def _metrics_table(results: Mapping[str, Any]) -> str:
     head = ('<tr><th class="label" rowspan="2">task</th><th rowspan="2">episodes<br>evaluated / selected</th>'
             '<th colspan="3">text goal</th><th colspan="3">image goal (last frame)</th>'
-            '<th colspan="2">retrieval accuracy</th><th rowspan="2">AUROC<br>success vs failure</th></tr>'
+            '<th colspan="2">retrieval accuracy</th><th rowspan="2">AUROC<br>success vs failure</th>'
+            '<th rowspan="2">pairwise acc.<br>success &gt; failure</th><th rowspan="2">Kendall &tau;<br>value, outcome</th>'
+            '<th rowspan="2">progress r<br>(next.reward)</th></tr>'
             "<tr>" + "<th>VOC</th><th>neg. rate</th><th>alignment</th>" * 2 + "<th>final</th><th>mean</th></tr>")
     rows = [_metric_row(t["task"], t, f"{t['num_evaluated']} / {t['num_episodes']}") for t in results["per_task"]]
     ov = results["overall"]
