@@ -52,6 +52,10 @@ class RewardArgs:
     (its text), frame, goal, value, reward, and where the episode came from: source (its video file, frame
     folder or LeRobot file and episode), manifest and manifest_line (the file listing it and the 1-based line
     there, header = line 1), episode_index (LeRobot's own; null for other formats)."""
+    progress_parquet: Path | None = field(default=None, metadata={"path": "out_file"})
+    """With --data (a LeRobot dataset): also write per-frame progress for LeRobot's reward-aligned BC here:
+    index, episode_index, frame_index, progress_dense (the episode's text-goal value min-max normalised to
+    [0, 1]; liv.eval.progress)."""
     scale: Literal["similarity", "value"] = "similarity"
     """similarity: S = cos(phi(o), goal) in [-1, 1]; value: S / (1 - gamma), the units of LIV's value."""
     gamma: float = field(default=0.98, metadata={"gt": 0, "lt": 1})
@@ -231,6 +235,8 @@ def run_reward(args: RewardArgs) -> int:
     check_fields(args, as_options=True)
     if (args.input is None) == (args.data is None):
         raise ValueError("give exactly one of INPUT (a video, image folder or dataset) and --data DATASET")
+    if args.progress_parquet is not None and args.data is None:
+        raise ValueError("--progress-parquet needs --data (a LeRobot dataset)")
     if args.data is not None:
         from liv.eval.reward_table import write_reward_table
 

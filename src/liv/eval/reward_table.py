@@ -42,6 +42,8 @@ def write_reward_table(args: RewardArgs) -> int:
         raise ValueError(f"with --data, --out must be a .parquet file, got {args.out}")
     check_path(args.out, "out_file", "--out")
     dataset = open_dataset(args.data, format=args.format, camera=args.camera)  # type: ignore[arg-type]
+    if args.progress_parquet is not None and dataset.format != "lerobot":
+        raise ValueError(f"--progress-parquet needs a LeRobot dataset; {args.data} is {dataset.format}")
     blank = next((e for e in dataset if not e.text.strip()), None)
     if blank is not None:  # every episode is scored against its own text
         raise DataError(blank.source, "the episode has an empty text")
@@ -52,6 +54,7 @@ def write_reward_table(args: RewardArgs) -> int:
     text_emb = dict(zip(texts, model.encode_texts(texts, strict_text=args.strict_text))) if texts else {}  # each once
     image_goals = [(name, model.encode_images(image)[0]) for name, image in goal_images]
     cols: dict[str, list] = {k: [] for k in REWARD_COLUMNS}
+    own_values: dict[int, list[float]] = {}
     for index, episode in enumerate(tqdm(dataset, desc="episodes", unit="episode", disable=None, file=sys.stderr)):
         if len(episode) == 0:
             continue
@@ -61,6 +64,7 @@ def write_reward_table(args: RewardArgs) -> int:
         frame_emb = embed_episode(model, episode, args.batch_size, progress=False)
         v = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
         n = len(episode)
+        own_values[index] = v[:, 0].tolist()
         for g, name in enumerate(names):
             cols["episode"] += [index] * n
             cols["task"] += [episode.text] * n
@@ -76,4 +80,9 @@ def write_reward_table(args: RewardArgs) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, args.out)
     print(f"wrote {args.out}: {table.num_rows} rows ({len(dataset)} episodes, scale {args.scale})")
+    if args.progress_parquet is not None:
+        from liv.eval.progress import write_progress_parquet
+
+        path = write_progress_parquet(args.progress_parquet, dataset, own_values, str(args.model))
+        print(f"wrote {path}: per-frame progress_dense for LeRobot's reward-aligned BC")
     return 0
