@@ -88,3 +88,21 @@ def test_list_options_replace_their_default_and_accumulate():
     assert dataclass_from_args(Args, parser.parse_args([])).names == ["a", "b"]
     assert dataclass_from_args(Args, parser.parse_args(["--names", "x"])).names == ["x"]
     assert dataclass_from_args(Args, parser.parse_args(["--names", "x", "--names", "y", "z"])).names == ["x", "y", "z"]
+
+
+def test_a_percent_sign_in_a_docstring_prints_as_written():
+    """argparse %-formats help text: '20-60% of' once made `liv sim generate --help` crash."""
+    import argparse
+    from dataclasses import dataclass
+
+    from liv.cli_args import add_dataclass_arguments
+
+    @dataclass
+    class Args:
+        share: float = 0.5
+        """Expert for 20-60% of the steps, 100% (%d) literal."""
+
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, Args)
+    assert "20-60% of the steps, 100% (%d) literal. (default: 0.5)" in " ".join(parser.format_help().split())
+    assert "20-60% of the steps" in " ".join(run("sim", "generate", "--help").stdout.split())

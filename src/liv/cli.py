@@ -230,7 +230,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                 groups[group] = group_parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
             target = groups[group]
         # help=None (another command was named): argparse lists no line for it, which no one sees
-        command_parser = target.add_parser(leaf, **({"help": doc, "description": doc} if doc is not None else {}))
+        # argparse %-formats a help line (not a description): a "%" in a docstring is doubled for it
+        command_parser = target.add_parser(leaf, **({"help": doc.replace("%", "%%"), "description": doc}
+                                                    if doc is not None else {}))
         command_parser.set_defaults(_command=name)
         if cls is None:
             continue

@@ -280,6 +280,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
             notes.append(f"default: {default}")
         if any(notes):
             help_text += f" ({'; '.join(n for n in notes if n)})"
+        help_text = help_text.replace("%", "%%")  # argparse %-formats help: "20-60% of" must print as written
         if f.metadata.get("positional"):
             if not has_default:
                 parser.add_argument(f.name, help=help_text, **spec)

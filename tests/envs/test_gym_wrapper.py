@@ -172,3 +172,37 @@ def test_missing_gymnasium_gives_a_clear_message(monkeypatch):
     monkeypatch.delitem(sys.modules, "liv.envs.gym_wrapper")
     with pytest.raises(ImportError, match=r"pip install 'liv\[sim\]'"):
         importlib.import_module("liv.envs.gym_wrapper")
+
+
+def test_success_flag_from_a_threshold_or_a_liv_evaluate_file(model, direction, tmp_path):
+    from liv.eval.detection import write_thresholds
+
+    plain = rollout(LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, direction), ACTIONS)
+    s = np.array([i["liv_similarity"] for i in plain["infos"]])
+    t = float(np.median(s))  # some frames on each side
+    flagged = rollout(LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, direction,
+                                success_threshold=t), ACTIONS)
+    assert [i["liv_success"] for i in flagged["infos"]] == [bool(v >= t) for v in s]
+    assert 0 < sum(i["liv_success"] for i in flagged["infos"]) < len(s)
+
+    # A text goal reads its threshold from the file `liv evaluate` writes; the flag is on S, not S/(1-gamma).
+    s_text = model.similarity(np.stack(plain["frames"]), GOAL).double().numpy()
+    t_text = float(np.median(s_text))
+    path = write_thresholds(tmp_path / "th.json", {"calibration": "half", "per_task": {
+        GOAL: {"threshold": t_text}, "other": {"threshold": None}}}, "m")
+    env = LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, GOAL, scale="value",
+                    success_threshold=path)
+    got = rollout(env, ACTIONS)
+    assert [i["liv_success"] for i in got["infos"]] == [bool(v >= t_text) for v in
+                                                       [i["liv_similarity"] for i in got["infos"]]]
+    with pytest.raises(ValueError, match="no threshold for the goal text 'stack the blocks'"):
+        LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, "stack the blocks", success_threshold=path)
+    with pytest.raises(ValueError, match="not a text"):
+        LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, direction, success_threshold=path)
+
+    venv = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync", render_mode="rgb_array")
+    vec = LIVRewardVector(venv, model, direction, success_threshold=t)
+    _, info = vec.reset(seed=[3, 4])
+    assert info["liv_success"].tolist() == (info["liv_similarity"] >= t).tolist() and info["_liv_success"].all()
+    _, _, _, _, info = vec.step(np.array([1, 0]))
+    assert info["liv_success"].dtype == bool and info["liv_success"].tolist() == (info["liv_similarity"] >= t).tolist()

@@ -4,7 +4,9 @@ After every ``reset`` and ``step`` the environment is rendered to an RGB frame, 
 with the image encoder phi and compared with the goal embedding (computed once, at construction):
 S_t = cos(phi(o_t), g). The reward of a step is S_t+1 - S_t ("potential", LIV's potential-based reward,
 which telescopes to S_T - S_0 over an episode) or S_t+1 ("value"). The environment's own reward is kept
-in ``info["env_reward"]`` and S_t+1 in ``info["liv_similarity"]``.
+in ``info["env_reward"]`` and S_t+1 in ``info["liv_similarity"]``. With ``success_threshold`` (a number,
+or the ``success_thresholds.json`` that ``liv evaluate`` writes, see :mod:`liv.eval.detection`),
+``info["liv_success"]`` says whether S_t+1 is at or above it.
 
 Single environments use :class:`LIVReward`; ``gymnasium.vector`` environments, whose ``render()`` returns
 one frame per sub-environment, use :class:`LIVRewardVector`, which embeds all frames in one batch.
@@ -13,6 +15,7 @@ one frame per sub-environment, use :class:`LIVRewardVector`, which embeds all fr
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Union
 
@@ -33,6 +36,24 @@ if TYPE_CHECKING:
 Mode = Literal["potential", "value"]
 Camera = Union[None, str, Callable[[Any], Any]]
 """None: ``env.render()``; a camera name (MuJoCo-style envs); or a function env -> (H, W, 3) uint8 frame."""
+Threshold = Union[None, float, str, "os.PathLike[str]"]
+"""None (no success flag), a similarity S in [-1, 1], or a success-thresholds file of `liv evaluate`."""
+
+
+def resolve_threshold(threshold: Threshold, goal: Any) -> float | None:
+    """The success threshold on S for ``goal``: a number as it is; from a `liv evaluate` success-thresholds
+    file, the threshold of the goal text. Raises ValueError for a file without that text or an image goal."""
+    if threshold is None or isinstance(threshold, (int, float)):
+        return None if threshold is None else float(threshold)
+    from liv.eval.detection import read_thresholds
+
+    known = read_thresholds(threshold)
+    if not isinstance(goal, str):
+        raise ValueError(f"{threshold}: a success-thresholds file holds thresholds for task texts; this goal is not "
+                         "a text (pass the threshold as a number)")
+    if goal not in known:
+        raise ValueError(f"{threshold} has no threshold for the goal text {goal!r}; it has {sorted(known)}")
+    return known[goal]
 
 
 def render_camera(env: gym.Env, name: str) -> np.ndarray:
@@ -74,7 +95,9 @@ def _check_frame(frame: Any, where: str) -> np.ndarray:
 class _Scorer:
     """The goal embedding and the frame -> S computation shared by both wrappers."""
 
-    def __init__(self, model: LIVModel, goal: Goal, mode: str, scale: str, gamma: float, strict_text: bool):
+    def __init__(self, model: LIVModel, goal: Goal, mode: str, scale: str, gamma: float, strict_text: bool,
+                 success_threshold: Threshold = None):
+        self.threshold = resolve_threshold(success_threshold, goal)  # before the model works: a bad file fails fast
         if mode not in ("potential", "value"):
             raise ValueError(f"mode must be 'potential' or 'value', got {mode!r}")
         if scale not in ("similarity", "value"):
@@ -86,6 +109,10 @@ class _Scorer:
         """(K, H, W, 3) uint8 frames -> (K,) float64 cosine similarities with the goal."""
         emb = self.model.encode_images(frames)
         return scores_from_embeddings(emb, self.goal_embedding)[:, 0].cpu().double().numpy()
+
+    def success_info(self, s: np.ndarray) -> dict[str, Any]:
+        """{"liv_success": S >= threshold} ((K,) bool) or {} without a threshold."""
+        return {} if self.threshold is None else {"liv_success": s >= self.threshold}
 
     def reward(self, s_new: np.ndarray, s_old: np.ndarray) -> np.ndarray:
         r = s_new - s_old if self.mode == "potential" else s_new.copy()
@@ -105,18 +132,22 @@ class LIVReward(gym.Wrapper):
         gamma: discount of the value scale.
         strict_text: a text goal longer than the model's context raises ValueError here instead of being
             cut with a ``liv.TextTruncatedWarning`` (see ``LIVModel.encode_texts``).
+        success_threshold: see :data:`Threshold`; the threshold is on the similarity S whatever ``scale``.
+            Raises ValueError for a file that is not a thresholds file or has no threshold for the goal.
 
     ``step`` returns a Python float reward; ``info["env_reward"]`` holds the environment's reward and
-    ``info["liv_similarity"]`` the similarity S of the new frame (also set by ``reset``).
+    ``info["liv_similarity"]`` the similarity S of the new frame (also set by ``reset``); with a threshold,
+    ``info["liv_success"]`` is a bool.
     """
 
     def __init__(self, env: gym.Env, model: LIVModel, goal: Goal, mode: Mode = "potential",
-                 camera: Camera = None, scale: str = "similarity", gamma: float = 0.98, strict_text: bool = False):
+                 camera: Camera = None, scale: str = "similarity", gamma: float = 0.98, strict_text: bool = False,
+                 success_threshold: Threshold = None):
         super().__init__(env)
         if camera is None and env.render_mode != "rgb_array":
             raise ValueError(f"LIVReward renders the environment: create it with render_mode='rgb_array' "
                              f"(it has {env.render_mode!r}) or pass a camera")
-        self.scorer = _Scorer(model, goal, mode, scale, gamma, strict_text)
+        self.scorer = _Scorer(model, goal, mode, scale, gamma, strict_text, success_threshold)
         self.camera = camera
         self._last: np.ndarray | None = None
 
@@ -132,7 +163,10 @@ class LIVReward(gym.Wrapper):
         """Reset the environment and score its first frame (``info["liv_similarity"]``)."""
         obs, info = self.env.reset(seed=seed, options=options)
         self._last = self.scorer.similarity(self.render_frame()[None])
-        return obs, {**info, "liv_similarity": float(self._last[0])}
+        return obs, {**info, "liv_similarity": float(self._last[0]), **self._success(self._last)}
+
+    def _success(self, s: np.ndarray) -> dict[str, bool]:
+        return {k: bool(v[0]) for k, v in self.scorer.success_info(s).items()}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         """Step the environment; the reward is LIV's, the environment's is in ``info["env_reward"]``."""
@@ -142,7 +176,8 @@ class LIVReward(gym.Wrapper):
         s = self.scorer.similarity(self.render_frame()[None])
         reward = float(self.scorer.reward(s, self._last)[0])
         self._last = s
-        return obs, reward, terminated, truncated, {**info, "env_reward": env_reward, "liv_similarity": float(s[0])}
+        return obs, reward, terminated, truncated, {**info, "env_reward": env_reward, "liv_similarity": float(s[0]),
+                                                    **self._success(s)}
 
 
 class LIVRewardVector(gym.vector.VectorWrapper):
@@ -152,7 +187,7 @@ class LIVRewardVector(gym.vector.VectorWrapper):
     one (H, W, 3) uint8 frame per sub-environment: create the vector env with ``render_mode="rgb_array"``)
     or a function vector env -> sequence of frames. Rewards are (num_envs,) float64 arrays; ``info``
     gains ``env_reward`` and ``liv_similarity`` arrays (with all-True ``_env_reward``/``_liv_similarity``
-    masks, Gymnasium's convention).
+    masks, Gymnasium's convention), and with a threshold a (num_envs,) bool ``liv_success`` (and its mask).
 
     Autoreset: in the default ``NEXT_STEP`` mode the step after a sub-environment ends only resets it;
     that step is no transition, so its LIV reward is 0 (as its environment reward is) and the new first
@@ -163,7 +198,7 @@ class LIVRewardVector(gym.vector.VectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, model: LIVModel, goal: Goal, mode: Mode = "potential",
                  camera: Callable[[Any], Sequence[Any]] | None = None, scale: str = "similarity",
-                 gamma: float = 0.98, strict_text: bool = False):
+                 gamma: float = 0.98, strict_text: bool = False, success_threshold: Threshold = None):
         super().__init__(env)
         mode_ = env.metadata.get("autoreset_mode", "NextStep")  # Gymnasium's default when unspecified
         self._autoreset = str(getattr(mode_, "value", mode_)).lower().replace("_", "")
@@ -173,7 +208,7 @@ class LIVRewardVector(gym.vector.VectorWrapper):
         if camera is None and env.render_mode != "rgb_array":
             raise ValueError(f"LIVRewardVector renders the environments: create them with render_mode='rgb_array' "
                              f"(got {env.render_mode!r}) or pass a camera function")
-        self.scorer = _Scorer(model, goal, mode, scale, gamma, strict_text)
+        self.scorer = _Scorer(model, goal, mode, scale, gamma, strict_text, success_threshold)
         self.camera = camera
         self._last: np.ndarray | None = None
         self._resetting = np.zeros(env.num_envs, dtype=bool)
@@ -199,7 +234,12 @@ class LIVRewardVector(gym.vector.VectorWrapper):
             mask = np.asarray(mask, dtype=bool)
             self._last = np.where(mask, s, self._last)
             self._resetting[mask] = False
-        return obs, {**info, "liv_similarity": s, "_liv_similarity": np.ones(self.num_envs, dtype=bool)}
+        return obs, {**info, "liv_similarity": s, "_liv_similarity": np.ones(self.num_envs, dtype=bool),
+                     **self._success(s)}
+
+    def _success(self, s: np.ndarray) -> dict[str, np.ndarray]:
+        found = self.scorer.success_info(s)
+        return {**found, **({"_liv_success": np.ones(self.num_envs, dtype=bool)} if found else {})}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         """Step all sub-environments -> LIV rewards (num_envs,); see the class docstring on autoreset."""
@@ -214,5 +254,5 @@ class LIVRewardVector(gym.vector.VectorWrapper):
                            else np.zeros(self.num_envs, dtype=bool))
         everywhere = np.ones(self.num_envs, dtype=bool)
         info = {**info, "env_reward": np.asarray(env_reward), "_env_reward": everywhere,
-                "liv_similarity": s, "_liv_similarity": everywhere}
+                "liv_similarity": s, "_liv_similarity": everywhere, **self._success(s)}
         return obs, reward, terminated, truncated, info

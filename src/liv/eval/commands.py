@@ -52,6 +52,9 @@ class RewardArgs:
     (its text), frame, goal, value, reward, and where the episode came from: source (its video file, frame
     folder or LeRobot file and episode), manifest and manifest_line (the file listing it and the 1-based line
     there, header = line 1), episode_index (LeRobot's own; null for other formats)."""
+    success_thresholds: Path | None = field(default=None, metadata={"path": "file"})
+    """A success_thresholds.json from `liv evaluate`: rewards.csv gains a success_<goal> column (1 where the
+    frame's similarity with a text goal is at or above that text's threshold)."""
     progress_parquet: Path | None = field(default=None, metadata={"path": "out_file"})
     """With --data (a LeRobot dataset): also write per-frame progress for LeRobot's reward-aligned BC here:
     index, episode_index, frame_index, progress_dense (the episode's text-goal value min-max normalised to
@@ -101,6 +104,11 @@ class EvaluateArgs:
     """Torch device, e.g. cpu or cuda:0."""
     batch_size: int = field(default=64, metadata={"min": 1})
     """Frames per image-encoder pass."""
+    calibrate_on: Path | None = field(default=None, metadata={"path": "exists"})
+    """Labelled episodes (same tasks) to choose the success thresholds on; default: a seeded half of --data's
+    labelled episodes (the other half measures precision, recall and F1; liv.eval.detection)."""
+    calibration_seed: int = field(default=0, metadata={"min": 0})
+    """Seed of the half split when --calibrate-on is not given."""
     card: bool = False
     """Also put the figures in the model card (README.md) of the evaluated model folder, for publishing it."""
 
@@ -257,6 +265,7 @@ def run_reward(args: RewardArgs) -> int:
         raise DataError(episode.source, "the episode has an empty text: give --goal TEXT and/or --goal-image PATH")
 
     texts = list(args.goal) or ([] if args.goal_image else [episode.text])
+    thresholds = _thresholds_for(args.success_thresholds, texts)
     goals: list[Any] = texts + [read_image(p) for p in args.goal_image]
     labels = _unique([slug(t) for t in texts] + [slug(p.stem) for p in args.goal_image])
     model = liv.load(args.model, device=args.device)
@@ -271,13 +280,17 @@ def run_reward(args: RewardArgs) -> int:
     prefix = "sim" if args.scale == "similarity" else "value"
     with open(out / "rewards.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["frame", "time_s"] + [c for lab in labels for c in (f"{prefix}_{lab}", f"reward_{lab}")])
+        judged = [g for g, text in enumerate(texts) if text in thresholds]
+        writer.writerow(["frame", "time_s"] + [c for lab in labels for c in (f"{prefix}_{lab}", f"reward_{lab}")]
+                        + [f"success_{labels[g]}" for g in judged])
+        similarity = scores if args.scale == "similarity" else scores * (1.0 - args.gamma)
         for t in range(len(episode)):
             row: list[Any] = [t, f"{times[t]:.6f}"]
             for g in range(len(labels)):
                 # Row t holds the reward of the step leaving frame t; the last frame has none.
                 reward = f"{scores[t + 1, g] - scores[t, g]:.9g}" if t + 1 < len(episode) else ""
                 row += [f"{scores[t, g]:.9g}", reward]
+            row += [int(similarity[t, g] >= thresholds[texts[g]]) for g in judged]
             writer.writerow(row)
     # Row titles of the figure, one per goal; a lone video has no text of its own, only goals.
     names = _unique([f"text goal \u201c{t}\u201d" for t in texts] + [f"image goal {p.name}" for p in args.goal_image])
@@ -312,7 +325,9 @@ def _summary(results: dict[str, Any]) -> str:
     return (f"text-goal VOC {f(ov['text_goal']['voc'])}, negative rate {f(ov['text_goal']['negative_rate'])}; "
             f"image-goal VOC {f(ov['image_goal']['voc'])}; retrieval accuracy {f(ov['retrieval_accuracy']['final'])}; "
             f"AUROC {f(ov['auroc'])}; pairwise accuracy {f(ov.get('pairwise_final'))}; progress r "
-            f"{f(ov.get('progress_pearson'))} ({ov['num_episodes']} episodes, {len(results['tasks'])} tasks)")
+            f"{f(ov.get('progress_pearson'))}; held-out success F1 "
+            f"{f(((results.get('detection') or {}).get('overall') or {}).get('f1'))} "
+            f"({ov['num_episodes']} episodes, {len(results['tasks'])} tasks)")
 
 
 def run_evaluate(args: EvaluateArgs) -> int:
@@ -340,6 +355,7 @@ def run_evaluate(args: EvaluateArgs) -> int:
                                progress=True, strict_text=args.strict_text)
     _say_dropped(results)
     results["model"]["path"] = str(args.model)
+    results["detection"] = _detection(args, model, results)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
                           title=f"LIV reward report: {mark_presets(model_labels([args.model]), [source.preset is not None])[0]}")
     print(_summary(results))
@@ -347,6 +363,39 @@ def run_evaluate(args: EvaluateArgs) -> int:
     if card is not None:
         print(f"wrote the figures into {write_model_card(card, model.config, results)}")
     return 0
+
+
+def _thresholds_for(path: Path | None, texts: list[str]) -> dict[str, float]:
+    """The thresholds of ``texts`` in a success-thresholds file ({} without one); ValueError when the file has
+    none of them (naming those it has)."""
+    if path is None:
+        return {}
+    from liv.eval.detection import read_thresholds
+
+    known = read_thresholds(path)
+    found = {t: known[t] for t in texts if t in known}
+    if not found:
+        raise ValueError(f"--success-thresholds {path} has no threshold for the goal text(s) {texts}; it has "
+                         f"{sorted(known)}")
+    return found
+
+
+def _detection(args: EvaluateArgs, model: Any, results: dict[str, Any]) -> dict[str, Any] | None:
+    """Success thresholds (written to OUT/success_thresholds.json) and held-out detection figures, or None
+    when no episode is labelled."""
+    from liv.eval.detection import THRESHOLDS_FILE, success_detection, write_thresholds
+    from liv.eval.metrics import evaluate_dataset
+
+    if not any(e["succeeded"] is not None for e in results["episodes"]):
+        return None
+    calibration = None
+    if args.calibrate_on is not None:
+        calibration = evaluate_dataset(model, _open(args.calibrate_on, args.format, args.camera),
+                                       batch_size=args.batch_size, strict_text=args.strict_text)["episodes"]
+    detection = success_detection(results["episodes"], calibration, args.calibration_seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_thresholds(args.out / THRESHOLDS_FILE, detection, str(args.model))
+    return detection
 
 
 def _say_dropped(results: dict[str, Any]) -> None:
@@ -383,6 +432,10 @@ def run_compare(args: CompareArgs) -> int:
         if not results:  # every model sees the same episodes: said once
             _say_dropped(r)
         r["model"]["path"] = str(name)
+        if any(e["succeeded"] is not None for e in r["episodes"]):
+            from liv.eval.detection import success_detection
+
+            r["detection"] = success_detection(r["episodes"])  # the seeded half split, the same for every model
         results[label] = r
         print(f"{label}: {_summary(r)}")
     page = write_compare(results, args.out, dataset=dataset)

@@ -43,6 +43,8 @@ _COMPARE_ROWS = [
     ("progress correlation, Pearson", ("progress_pearson",)),
     ("progress correlation, Spearman", ("progress_spearman",)),
 ]
+_TOP_ROWS = [("success detection F1, held out", ("detection", "overall", "f1"))]
+"""Rows read from the top of a result rather than from its "overall" figures."""
 
 
 def _dig(d: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -95,8 +97,8 @@ def compare_sections(results_by_model: Mapping[str, Mapping[str, Any]],
     links = links or {}
     names = list(results_by_model)
     rows = []
-    for label, keys in _COMPARE_ROWS:
-        vals = [_dig(results_by_model[n]["overall"], keys) for n in names]
+    for label, keys, top in [(lab, k, False) for lab, k in _COMPARE_ROWS] + [(lab, k, True) for lab, k in _TOP_ROWS]:
+        vals = [_dig(results_by_model[n] if top else results_by_model[n]["overall"], keys) for n in names]
         known = [v for v in vals if v is not None]
         # Bold the best model of each row; a falling value is the only metric where lower is better.
         best = (min if "negative" in label else max)(known) if len(known) > 1 else None

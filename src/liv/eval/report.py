@@ -153,6 +153,30 @@ def _metrics_table(results: Mapping[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _detection_section(detection: Mapping[str, Any]) -> list[str]:
+    """The success-detection table (liv.eval.detection): each task's threshold and its held-out figures."""
+    where = ("the --calibrate-on episodes" if detection["calibration"] == "dataset" else
+             f"a seeded half of each task's labelled episodes (seed {detection['seed']}); figures on the other half")
+    head = ('<tr><th class="label">task</th><th>threshold on final S</th><th>calibration episodes</th>'
+            "<th>held-out episodes</th><th>precision</th><th>recall</th><th>F1</th></tr>")
+
+    def row(label: str, r: Mapping[str, Any], bold: bool = False) -> str:
+        cells = [fmt_cell(r.get("threshold"), 4), fmt_cell(r.get("calibration_episodes")), fmt_cell(r.get("n")),
+                 fmt_cell(r.get("precision")), fmt_cell(r.get("recall")), fmt_cell(r.get("f1"))]
+        style = ' style="font-weight:bold"' if bold else ""
+        return (f'<tr{style}><td class="label">{html.escape(label)}</td>'
+                + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+
+    rows = [row(task, r) for task, r in detection["per_task"].items()]
+    rows.append(row("all tasks (each at its own threshold)", detection["overall"], bold=True))
+    return ["<h2>Success detection</h2>",
+            f'<p class="note">A final-frame similarity at or above the task\'s threshold predicts success. '
+            f"Thresholds maximise F1 on {html.escape(where)}. A task without both outcomes among its "
+            "calibration episodes has no threshold (\u2013). success_thresholds.json holds them for "
+            "`liv reward --success-thresholds` and the Gymnasium wrappers.</p>",
+            f"<table>{head}{''.join(rows)}</table>"]
+
+
 def html_page(title: str, body: str) -> str:
     """A complete, self-contained HTML document (inline CSS) around ``body``."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -202,6 +226,8 @@ def report_sections(results: Mapping[str, Any], dataset: EpisodeDataset | None =
              f'{model.get("embed_dim", "?")}-d embeddings.</p>',
              "<h2>Metrics</h2>", _metrics_table(results),
              f'<p class="note">{METRICS_NOTE}</p>']
+    if results.get("detection"):
+        parts += _detection_section(results["detection"])
     if results["tasks"]:
         parts.append("<h2>Language confusion matrix</h2>")
         parts.append(f'<p class="note">Row: the task of the episodes; column: the goal text; cell: mean '

@@ -1,0 +1,123 @@
+"""Success detection with a threshold on the final value, chosen on one split and measured on another.
+
+For each task (episode text), the threshold on the final frame's text-goal similarity is the one that
+maximises F1 (success = positive) on the calibration episodes: the candidates are the midpoints between
+consecutive distinct calibration values (and one below all of them, which calls every episode a
+success); among equal F1s the lowest threshold wins. It is then applied to the other episodes, where
+precision, recall and F1 are reported. The calibration split is the ``--calibrate-on`` dataset, or else a
+seeded half of each task's labelled episodes (half of its successes and half of its failures, rounded
+up, so that both splits see both outcomes when there are at least two of each). A task without both
+outcomes on its calibration split has no threshold; a figure that cannot be measured is None.
+
+``liv evaluate`` writes the thresholds to ``success_thresholds.json``; ``liv reward --success-thresholds``
+and the Gymnasium wrapper (``success_threshold=``) turn a value at or above it into a success flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+THRESHOLDS_FILE = "success_thresholds.json"
+"""The file ``liv evaluate`` writes the thresholds to, in its output folder."""
+
+
+def detection_scores(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> dict[str, Any]:
+    """Precision, recall and F1 of predicting success where score >= ``threshold`` -> {"precision", "recall",
+    "f1", "n", "true_positives", "predicted", "positives"}; precision is None with no predicted success,
+    recall None with no actual success, F1 None when either is."""
+    s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
+    pred = s >= threshold
+    tp, npred, npos = int((pred & y).sum()), int(pred.sum()), int(y.sum())
+    precision = tp / npred if npred else None
+    recall = tp / npos if npos else None
+    f1 = None
+    if precision is not None and recall is not None:
+        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return {"precision": precision, "recall": recall, "f1": f1, "n": int(s.size), "true_positives": tp,
+            "predicted": npred, "positives": npos}
+
+
+def best_threshold(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """The threshold maximising F1 on (scores, labels) (lowest among ties); None without both outcomes."""
+    s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
+    if s.size == 0 or y.all() or not y.any():
+        return None
+    values = np.unique(s)
+    candidates = np.r_[values[0] - 1.0, (values[:-1] + values[1:]) / 2.0]
+    f1s = [detection_scores(s, y, t)["f1"] or 0.0 for t in candidates]
+    return float(candidates[int(np.argmax(f1s))])
+
+
+def calibration_split(tasks: Sequence[str], labels: Sequence[bool | None], seed: int = 0) -> np.ndarray:
+    """(E,) bool: the episodes of the calibration half (see the module docstring); unlabelled ones in neither."""
+    rng = np.random.default_rng(seed)
+    calib = np.zeros(len(tasks), bool)
+    for task in dict.fromkeys(tasks):
+        for outcome in (True, False):
+            rows = [i for i, (t, y) in enumerate(zip(tasks, labels)) if t == task and y is outcome]
+            rng.shuffle(rows)
+            calib[rows[: (len(rows) + 1) // 2]] = True
+    return calib
+
+
+def success_detection(episodes: Sequence[Mapping[str, Any]], calibration: Sequence[Mapping[str, Any]] | None = None,
+                      seed: int = 0) -> dict[str, Any]:
+    """Thresholds and held-out detection figures from :func:`liv.eval.metrics.evaluate_dataset` episodes
+    (each with "task", "succeeded", "text_goal": {"final"}).
+
+    ``calibration``: episodes of another dataset to choose thresholds on (then every labelled episode of
+    ``episodes`` is measured); None: a seeded half of ``episodes`` (``seed``). Returns {"calibration":
+    "dataset" or "half", "per_task": {task: {"threshold", "calibration_episodes", **detection_scores on the
+    held-out episodes}}, "overall": detection_scores pooled over the tasks that have a threshold}."""
+    labelled = [e for e in episodes if e["succeeded"] is not None]
+    if calibration is None:
+        mask = calibration_split([e["task"] for e in labelled], [e["succeeded"] for e in labelled], seed)
+        calib = [e for e, m in zip(labelled, mask) if m]
+        test = [e for e, m in zip(labelled, mask) if not m]
+    else:
+        calib, test = [e for e in calibration if e["succeeded"] is not None], labelled
+    per_task: dict[str, Any] = {}
+    pooled_s, pooled_y = [], []
+    for task in dict.fromkeys(e["task"] for e in labelled):
+        mine_c = [e for e in calib if e["task"] == task]
+        mine_t = [e for e in test if e["task"] == task]
+        t = best_threshold([e["text_goal"]["final"] for e in mine_c], [e["succeeded"] for e in mine_c])
+        scores = [e["text_goal"]["final"] for e in mine_t]
+        labels = [bool(e["succeeded"]) for e in mine_t]
+        figures = detection_scores(scores, labels, t) if t is not None and mine_t else \
+            {"precision": None, "recall": None, "f1": None, "n": len(mine_t)}
+        per_task[task] = {"threshold": t, "calibration_episodes": len(mine_c), **figures}
+        if t is not None:
+            pooled_s += [s - t for s in scores]  # each task's own threshold, as a shift to 0
+            pooled_y += labels
+    overall = detection_scores(pooled_s, pooled_y, 0.0) if pooled_s else \
+        {"precision": None, "recall": None, "f1": None, "n": 0}
+    return {"calibration": "half" if calibration is None else "dataset", "seed": seed, "per_task": per_task,
+            "overall": overall}
+
+
+def write_thresholds(path: str | os.PathLike[str], detection: Mapping[str, Any], model: str) -> Path:
+    """Write {"model", "value": what is thresholded, "thresholds": {task text: threshold}} as JSON, atomically."""
+    path = Path(path)
+    thresholds = {t: r["threshold"] for t, r in detection["per_task"].items() if r["threshold"] is not None}
+    record = {"model": str(model), "value": "cosine similarity of the final frame with the task text (S)",
+              "calibration": detection["calibration"], "thresholds": thresholds}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_thresholds(path: str | os.PathLike[str]) -> dict[str, float]:
+    """{task text: threshold} from a :func:`write_thresholds` file; ValueError naming the file if it is not one."""
+    try:
+        record = json.loads(Path(path).read_text())
+        return {str(k): float(v) for k, v in record["thresholds"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a success-thresholds file written by `liv evaluate` ({e})") from None
