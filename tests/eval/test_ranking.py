@@ -80,3 +80,15 @@ def test_evaluate_reports_ranking_and_progress(tmp_path):
     assert e0["progress"] == progress_correlation(e0["curves"]["text"], [0.0, 1.0, 2.0, 4.0])
     assert open_task["progress"]["num_episodes"] == 3
     assert res["overall"]["pairwise_final"] == open_task["ranking"]["pairwise_final"]
+    assert res["dataset"]["progress_signal"] == "next.reward"
+
+    # With a task_progress column (generated data), progress is measured against it, not next.reward.
+    for ep in eps:
+        ep["progress"] = np.array([0.0, 0.5, 0.25, 1.0])
+    root = write_lerobot(tmp_path / "ds2", eps, fps=10)
+    read = read_lerobot(root)
+    assert read[0].progress.tolist() == [0.0, 0.5, 0.25, 1.0] and read[0].progress.dtype == np.float32
+    res = evaluate_dataset(liv.create("clip-tiny"), read)
+    e0 = res["episodes"][0]
+    assert e0["progress"] == progress_correlation(e0["curves"]["text"], [0.0, 0.5, 0.25, 1.0])
+    assert res["dataset"]["progress_signal"] == "task_progress"

@@ -242,19 +242,34 @@ def test_rollout_is_reproducible_and_aligned():
 def test_rewards_replay_and_failure_kinds(tmp_path):
     """next.reward is the simulator's reward after each frame's action (replayed from the recorded actions);
     failure episodes are of the kinds asked for, each recorded with its kind."""
-    out = generate_dataset(["drawer-close-v3"], 1, seed=3, out=tmp_path / "ds", failures=4, size=(32, 32),
-                           max_steps=100, progress=False, failure_kinds=["noisy", "stopped", "random", "gave_up"])
+    out = generate_dataset(["drawer-close-v3"], 1, seed=3, out=tmp_path / "ds", failures=5, size=(32, 32),
+                           max_steps=100, progress=False,
+                           failure_kinds=["noisy", "stopped", "random", "gave_up", "opposite"])
     ds = read_lerobot(out)
     record = json.loads((out / "meta" / "liv_generation.json").read_text())["episodes"]
-    assert [r.get("failure_kind") for r in record] == [None, "noisy", "stopped", "random", "gave_up"]
+    assert [r.get("failure_kind") for r in record] == [None, "noisy", "stopped", "random", "gave_up", "opposite"]
     assert all(e.rewards is not None and e.rewards.dtype == np.float32 for e in ds)
+    assert all(e.progress is not None and e.progress.dtype == np.float32 for e in ds)
     for e, rec in zip(ds, record):
         assert not e.success.any() or rec["kind"] == "expert"
         with make_env(rec["task"], rec["env_seed"], size=(32, 32)) as env:
-            env.reset()
-            replayed = [env.step(a)[1] for a in e.actions[:-1]]
+            obs = env.reset()
+            replayed, progress, opposite = [], [env.progress()], []
+            for a in e.actions[:-1]:
+                opposite.append(env.expert_action(obs, task="drawer-open-v3"))
+                obs, r, *_ = env.step(a)
+                replayed.append(r)
+                progress.append(env.progress())
         assert e.rewards[:-1] == pytest.approx(np.float32(replayed), rel=1e-5, abs=1e-5)
         assert e.rewards[-1] == e.rewards[-2]  # the last frame's action is not executed
+        assert e.progress == pytest.approx(np.float32(progress), abs=1e-6)  # frame t's own state
+        if rec.get("failure_kind") == "opposite":  # drawer-open's expert acted in drawer-close's scene
+            np.testing.assert_array_equal(e.actions[:-1], np.stack(opposite))
+    # The progress rule: 0 at the start, 1 - d / d_start after; the expert closes most of the distance.
+    assert ds[0].progress[0] == 0.0 and ds[0].progress[-1] > 0.5 and ds[0].progress[-1] > ds[5].progress.max()
+    with pytest.raises(ValueError, match="reach-v3 has none"):
+        generate_dataset(["drawer-close-v3", "reach-v3"], 1, out=tmp_path / "y", failures=1,
+                         failure_kinds=["opposite"], progress=False)
     stopped = ds[2]
     moving = np.abs(stopped.actions).sum(1) > 0
     assert moving[0] and not moving[-5:].any()  # the expert part, then still

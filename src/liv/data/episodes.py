@@ -63,6 +63,9 @@ class Episode:
     """(T,) bool per-step success flags, if the data has them."""
     rewards: np.ndarray | None = None
     """(T,) float32 per-step rewards (LeRobot's ``next.reward``: received after the frame's action), if any."""
+    progress: np.ndarray | None = None
+    """(T,) float32 ground-truth task progress of each frame in [0, 1] (``task_progress`` of `liv sim generate`'s
+    data: :meth:`liv.sim.suite.SimEnv.progress`), if the data has it."""
     outcome: bool | None = None
     """Whether the episode succeeded, as a manifest's ``success`` column labels it (None: not labelled)."""
     meta: dict = field(default_factory=dict)

@@ -42,6 +42,8 @@ __all__ = ["LeRobotImageFrames", "LeRobotVideoFrames", "read_lerobot", "write_le
 SUPPORTED_VERSIONS = ("v2.1", "v3.0")
 REWARD_COLUMN = "next.reward"
 """The per-step reward column (LeRobot's name: the reward received after the row's action)."""
+PROGRESS_COLUMN = "task_progress"
+"""liv's per-frame ground-truth task progress column (``liv sim generate``; float32 in [0, 1])."""
 SUCCESS_COLUMNS = ("next.success", "success")
 """Boolean per-step columns read as success flags, first present wins."""
 
@@ -244,7 +246,7 @@ def read_lerobot(root: str | os.PathLike[str], camera: str | None = None, *,
     default the only one (DataError listing them if there are several). Each episode gets: text =
     the task of most of its frames (``task_index``), actions (T, A) float32 from ``action``, states
     (T, S) float32 from ``observation.state``, success (T,) bool from ``next.success`` or ``success``,
-    rewards (T,) float32 from ``next.reward``
+    rewards (T,) float32 from ``next.reward``, progress (T,) float32 from ``task_progress``
     (each None if absent), meta = episode_index, task_index, tasks, camera, fps, codebase_version,
     manifest = the metadata file listing it (``meta/episodes.jsonl`` with its line in manifest_line, or
     a v3.0 ``meta/episodes/...parquet``, whose 0-based row its ``source`` names).
@@ -258,7 +260,8 @@ def read_lerobot(root: str | os.PathLike[str], camera: str | None = None, *,
     records, tasks = (_records_v21 if info["codebase_version"] == "v2.1" else _records_v30)(root, info, cam)
     success_col = next((c for c in SUCCESS_COLUMNS if c in info["features"]), None)
     wanted = ["episode_index", "timestamp", "frame_index", "task_index", "action", "observation.state", success_col,
-              REWARD_COLUMN if REWARD_COLUMN in info["features"] else None]
+              REWARD_COLUMN if REWARD_COLUMN in info["features"] else None,
+              PROGRESS_COLUMN if PROGRESS_COLUMN in info["features"] else None]
     by_file: dict[Path, list[_EpisodeRecord]] = {}
     seen: dict[int, str] = {}
     for rec in records:
@@ -341,10 +344,17 @@ def _episode(rec: _EpisodeRecord, cols: dict[str, np.ndarray], tasks: dict[int, 
     success = _flags(cols[success_col], where, success_col) if success_col in cols else None
     meta = {"episode_index": rec.index, "task_index": task_index, "tasks": rec.tasks, "camera": camera, "fps": fps,
             "codebase_version": info["codebase_version"]}
-    rewards = cols[REWARD_COLUMN].reshape(len(cols[REWARD_COLUMN]), -1)[:, 0].astype(np.float32) \
-        if REWARD_COLUMN in cols else None
-    if rewards is not None and not np.isfinite(rewards).all():
-        raise DataError(where, f"column {REWARD_COLUMN} has NaN or infinite values")
+    rewards, progress = (_scalar_column(cols, c, where) for c in (REWARD_COLUMN, PROGRESS_COLUMN))
     return Episode(frames=frames, text=text, source=rec.source, actions=cols.get("action"),
                    states=cols.get("observation.state"), success=success, meta=meta, manifest=str(rec.manifest),
-                   manifest_line=rec.line, rewards=rewards)
+                   manifest_line=rec.line, rewards=rewards, progress=progress)
+
+
+def _scalar_column(cols: dict[str, np.ndarray], name: str, where: str) -> np.ndarray | None:
+    """A per-frame number column -> (T,) float32 (None if absent); DataError for NaN or infinity."""
+    if name not in cols:
+        return None
+    values = cols[name].reshape(len(cols[name]), -1)[:, 0].astype(np.float32)
+    if not np.isfinite(values).all():
+        raise DataError(where, f"column {name} has NaN or infinite values")
+    return values

@@ -37,7 +37,10 @@ V21_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index
 V30_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V30_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 _V30_EPISODES = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-_EPISODE_KEYS = {"frames", "task", "actions", "states", "success", "rewards"}
+_EPISODE_KEYS = {"frames", "task", "actions", "states", "success", "rewards", "progress"}
+PROGRESS_COLUMN = "task_progress"
+"""The per-frame ground-truth task progress column (float32 in [0, 1], of the frame's own state): not a
+LeRobot standard name, and not under ``observation.`` so that no policy takes it for an input."""
 _MB = 1024 * 1024
 
 
@@ -49,6 +52,7 @@ class _Ep:
     states: np.ndarray | None  # (T, S) float32
     success: np.ndarray | None  # (T,) bool
     rewards: np.ndarray | None = None  # (T,) float32
+    progress: np.ndarray | None = None  # (T,) float32
 
 
 def _vector(value, name: str, where: str, length: int) -> np.ndarray | None:
@@ -62,6 +66,16 @@ def _vector(value, name: str, where: str, length: int) -> np.ndarray | None:
     return arr.astype(np.float32)
 
 
+def _scalars(value, name: str, where: str, length: int) -> np.ndarray | None:
+    """One finite number per frame -> (T,) float32, or None."""
+    if value is None:
+        return None
+    arr = _vector(np.asarray(value).reshape(-1, 1) if np.ndim(value) == 1 else value, name, where, length)
+    if arr.shape[1] != 1:
+        raise DataError(where, f"{name} must be ({length},) numbers, got {arr.shape}")
+    return arr[:, 0]
+
+
 def _check_episode(ep, i: int, first: _Ep | None) -> _Ep:
     """Validate episode ``i`` (a dict) -> _Ep; its shapes and optional fields must match ``first``'s."""
     where = f"episodes[{i}]"
@@ -69,7 +83,8 @@ def _check_episode(ep, i: int, first: _Ep | None) -> _Ep:
         raise DataError(where, f"must be a dict with keys frames, task (and actions, states, success), "
                                f"got {type(ep).__name__}")
     if set(ep) - _EPISODE_KEYS or "frames" not in ep or "task" not in ep:
-        raise DataError(where, f"keys must be frames, task and optionally actions, states, success, rewards; got "
+        raise DataError(where, f"keys must be frames, task and optionally actions, states, success, rewards, "
+                               f"progress; got "
                                f"{sorted(ep)}")
     frames = np.asarray(ep["frames"])
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
@@ -85,16 +100,11 @@ def _check_episode(ep, i: int, first: _Ep | None) -> _Ep:
         if success.shape != (len(frames),) or not (success.dtype == bool or np.isin(success, (0, 1)).all()):
             raise DataError(where, f"success must be ({len(frames)},) bool, got {success.shape} {success.dtype}")
         success = success.astype(bool)
-    rewards = ep.get("rewards")
-    if rewards is not None:
-        rewards = _vector(np.asarray(rewards).reshape(-1, 1) if np.ndim(rewards) == 1 else rewards, "rewards", where,
-                          len(frames))
-        if rewards.shape[1] != 1:
-            raise DataError(where, f"rewards must be ({len(frames)},) numbers, got {rewards.shape}")
-        rewards = rewards[:, 0]
     out = _Ep(frames, ep["task"], _vector(ep.get("actions"), "actions", where, len(frames)),
-              _vector(ep.get("states"), "states", where, len(frames)), success, rewards)
-    for name in ("frames", "actions", "states", "success", "rewards") if first is not None else ():
+              _vector(ep.get("states"), "states", where, len(frames)), success,
+              _scalars(ep.get("rewards"), "rewards", where, len(frames)),
+              _scalars(ep.get("progress"), "progress", where, len(frames)))
+    for name in ("frames", "actions", "states", "success", "rewards", "progress") if first is not None else ():
         mine, theirs = getattr(out, name), getattr(first, name)
         if (mine is None) != (theirs is None) or (mine is not None and mine.shape[1:] != theirs.shape[1:]):
             shape = lambda v: "none" if v is None else f"shape {v.shape[1:]} per frame"  # noqa: E731
@@ -216,6 +226,8 @@ def _features(ep: _Ep, camera: str, action_names, state_names) -> dict[str, dict
         features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
     if ep.rewards is not None:
         features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
+    if ep.progress is not None:
+        features[PROGRESS_COLUMN] = {"dtype": "float32", "shape": [1], "names": None}
     for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
         features[key] = {"dtype": "float32" if key == "timestamp" else "int64", "shape": [1], "names": None}
     return features
@@ -235,6 +247,8 @@ def _table(ep: _Ep, episode_index: int, start: int, task_index: int, fps: int):
         values["next.success"] = ep.success[:, None]
     if ep.rewards is not None:
         values["next.reward"] = ep.rewards[:, None].astype(np.float32)
+    if ep.progress is not None:
+        values[PROGRESS_COLUMN] = ep.progress[:, None].astype(np.float32)
     values["timestamp"] = (np.arange(n) / fps).astype(np.float32)[:, None]
     values["frame_index"] = np.arange(n, dtype=np.int64)[:, None]
     values["episode_index"] = np.full((n, 1), episode_index, dtype=np.int64)
@@ -288,7 +302,8 @@ def write_lerobot(root: str | os.PathLike[str], episodes: Iterable[dict], fps: i
 
     Each episode is a dict: ``frames`` (T, H, W, 3) uint8 RGB (H and W even; the same size in every
     episode), ``task`` str, and optionally ``actions`` (T, A) and ``states`` (T, S) (stored float32),
-    ``success`` (T,) bool, ``rewards`` (T,) (stored float32 as ``next.reward``); an optional key must be
+    ``success`` (T,) bool, ``rewards`` (T,) (stored float32 as ``next.reward``), ``progress`` (T,) (stored
+    float32 as :data:`PROGRESS_COLUMN`); an optional key must be
     given for every episode or none. ``episodes`` may
     be a generator: one episode is held at a time. ``fps``: frames per second (int). ``camera``: the
     video feature's name. ``version``: "v3.0" or "v2.1". ``crf``/``gop``: libx264 quality (lower is

@@ -19,7 +19,7 @@ VOC and alignment are 0.0 when T < 2 or when the curve is constant; the negative
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -242,7 +242,8 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
             succeeded, evaluated, text_goal {voc, negative_rate, alignment, final, mean}, image_goal
             {voc, negative_rate, alignment}, scores_final and scores_mean (C,), kind (a generated failure's
             kind, :mod:`liv.eval.ranking`, or None), progress ({pearson, spearman} of the text-goal value
-            with the data's ``next.reward``, or None), and curves
+            with the data's ground-truth progress: its ``task_progress`` column, else its ``next.reward``;
+            None without either; ``dataset.progress_signal`` names the one used), and curves
             {text: (T,), image: (T,)} similarity lists for plots (drop them before writing large files).
     """
     from liv.eval.ranking import failure_kinds, mean_or_none, progress_correlation, ranking
@@ -285,7 +286,7 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
             "image_goal": _curve_metrics(s_image),
             "scores_final": s_text[-1].tolist(), "scores_mean": s_text.mean(axis=0).tolist(),
             "kind": kinds[index],
-            "progress": progress_correlation(own, ep.rewards) if ep.rewards is not None else None,
+            "progress": progress_correlation(own, signal) if (signal := _progress_signal(ep)) is not None else None,
             "curves": {"text": own.tolist(), "image": s_image.tolist()},
         })
 
@@ -331,7 +332,8 @@ def evaluate_dataset(model: LIVModel, dataset: EpisodeDataset, extra_goals: Sequ
         "scale": "similarity",
         "dataset": {"root": str(dataset.root), "format": dataset.format, "num_episodes": len(dataset),
                     "num_selected": len(episodes), "num_evaluated": len(evaluated), "success_flags": has_flags,
-                    "selection": selection},
+                    "selection": selection,
+                    "progress_signal": _signal_name(dataset[e["index"]] for e in episodes)},
         "model": {"preset": model.config.preset, "embed_dim": model.embed_dim,
                   "image_resolution": model.image_resolution},
         "tasks": tasks,
@@ -370,3 +372,18 @@ def without_curves(results: dict[str, Any]) -> dict[str, Any]:
     out = dict(results)
     out["episodes"] = [{k: v for k, v in e.items() if k != "curves"} for e in results.get("episodes", [])]
     return out
+
+
+def _progress_signal(ep: Any) -> np.ndarray | None:
+    """The episode's ground-truth progress: ``task_progress`` (generated data), else ``next.reward``, else None."""
+    return ep.progress if ep.progress is not None else ep.rewards
+
+
+def _signal_name(episodes: Iterable[Any]) -> str | None:
+    """The column the progress correlations were measured against (the first evaluated episode's)."""
+    for ep in episodes:
+        if ep.progress is not None:
+            return "task_progress"
+        if ep.rewards is not None:
+            return "next.reward"
+    return None

@@ -7,8 +7,8 @@ beside VOC (GVL, Robometer, the 2025 reward-objectives study).
 - Kendall's tau-b between an episode's value and its outcome (1 success, 0 failure), SciPy's
   ``kendalltau``: it accounts for the ties a binary outcome has.
 - Progress correlation: Pearson and Spearman correlation, within an episode, of the value curve with the
-  data's ground-truth progress signal (a simulator's dense reward, ``next.reward``), averaged over
-  episodes.
+  data's ground-truth progress signal (``task_progress`` of generated data, else a dense reward such as
+  a simulator's ``next.reward``), averaged over episodes.
 
 A figure that cannot be measured (a task without failures, an episode without progress) is None, never
 0 or 1. Failures of generated data carry a kind (:data:`liv.sim.generate.FAILURE_KINDS`), read from the

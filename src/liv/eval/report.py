@@ -139,11 +139,12 @@ def _metric_row(label: str, r: Mapping[str, Any], n: str) -> str:
 
 
 def _metrics_table(results: Mapping[str, Any]) -> str:
+    signal = html.escape(str(results["dataset"].get("progress_signal") or "none in the data"))
     head = ('<tr><th class="label" rowspan="2">task</th><th rowspan="2">episodes<br>evaluated / selected</th>'
             '<th colspan="3">text goal</th><th colspan="3">image goal (last frame)</th>'
             '<th colspan="2">retrieval accuracy</th><th rowspan="2">AUROC<br>success vs failure</th>'
             '<th rowspan="2">pairwise acc.<br>success &gt; failure</th><th rowspan="2">Kendall &tau;<br>value, outcome</th>'
-            '<th rowspan="2">progress r<br>(next.reward)</th></tr>'
+            '<th rowspan="2">progress r<br>(' + signal + ")</th></tr>"
             "<tr>" + "<th>VOC</th><th>neg. rate</th><th>alignment</th>" * 2 + "<th>final</th><th>mean</th></tr>")
     rows = [_metric_row(t["task"], t, f"{t['num_evaluated']} / {t['num_episodes']}") for t in results["per_task"]]
     ov = results["overall"]

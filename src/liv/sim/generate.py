@@ -8,8 +8,11 @@ flag, and stops ``hold_steps`` steps after the first success (or on the last sol
 success does not last that long), so that the last frame shows the goal (LIV's whole-episode sampling
 takes the last frame as the goal). ``failures`` adds episodes per task
 that do not succeed, of the kinds asked for (:data:`FAILURE_KINDS`: smooth random motion, the expert
-giving up part way and wandering off, the expert stopping part way, the expert with action noise).
-The simulator's reward is recorded per frame (``next.reward``).
+giving up part way and wandering off, the expert stopping part way, the expert with action noise, the
+expert of the same scene's opposite task).
+The simulator's reward is recorded per frame (``next.reward``), and the task's ground-truth progress in
+[0, 1] (``task_progress``: :meth:`liv.sim.suite.SimEnv.progress`; Meta-World: the fraction of the
+object's start distance to its target covered; the kitchen: the task joint's fraction of its goal).
 
 Generation is resumable: episodes are written one by one, atomically, to a staging folder next to
 ``out`` (``<out>.partial``) and the LeRobot dataset is assembled from them at the end; a rerun with
@@ -37,12 +40,14 @@ from liv.sim.suite import Suite, suite_of
 
 MAX_ATTEMPTS = 5
 """Layouts tried per episode before keeping an expert episode that failed (or a failure that succeeded)."""
-_FORMAT = 2  # bump when a staged episode's contents change meaning, so old staging is not reused (2: rewards)
+_FORMAT = 3  # bump when a staged episode's contents change meaning, so old staging is not reused (3: progress)
 _KINDS = {"expert": 0, "failure": 1}
-FAILURE_KINDS = ("random", "gave_up", "stopped", "noisy")
+FAILURE_KINDS = ("random", "gave_up", "stopped", "noisy", "opposite")
 """How a failure episode fails: random: smooth random motion; gave_up: the expert for 20-60% of the steps,
 then smooth random motion; stopped: the expert for 30-70% of the steps, then no motion (zero actions);
-noisy: the expert with Gaussian action noise (std :data:`NOISE_STD`) in a layout where that fails."""
+noisy: the expert with Gaussian action noise (std :data:`NOISE_STD`) in a layout where that fails;
+opposite: the expert of the same scene's opposite task (``TaskSpec.opposite``: closing the drawer that
+should be opened), for tasks that have one."""
 DEFAULT_FAILURE_KINDS = ("random", "gave_up")
 NOISE_STD = 0.8
 """Std of the noisy kind's action noise (actions are in [-1, 1]); at 0.8 most Meta-World expert episodes fail."""
@@ -57,14 +62,18 @@ def episode_seed(seed: int, task: str, kind: str, index: int, attempt: int = 0) 
 
 # ------------------------------------------------------------------------------------------- rollouts
 
-def _failure_actions(env, rng: np.random.Generator, length: int, kind: str,
-                     action_dim: int) -> Callable[[np.ndarray, int], Any]:
-    """The action function of a failure episode of ``kind`` (one of :data:`FAILURE_KINDS`)."""
-    share = {"random": (0.0, 0.0), "gave_up": (0.2, 0.6), "stopped": (0.3, 0.7), "noisy": (1.0, 1.0)}[kind]
+def _failure_actions(env, rng: np.random.Generator, length: int, kind: str, action_dim: int,
+                     opposite: str | None = None) -> Callable[[np.ndarray, int], Any]:
+    """The action function of a failure episode of ``kind`` (one of :data:`FAILURE_KINDS`; ``opposite``:
+    the task whose expert acts in the opposite kind)."""
+    share = {"random": (0.0, 0.0), "gave_up": (0.2, 0.6), "stopped": (0.3, 0.7), "noisy": (1.0, 1.0),
+             "opposite": (0.0, 0.0)}[kind]
     expert_steps = int(rng.uniform(*share) * length)
     state = {"a": rng.uniform(-1, 1, action_dim)}
 
     def act(obs: np.ndarray, step: int) -> np.ndarray:
+        if kind == "opposite":
+            return env.expert_action(obs, task=opposite)
         if kind == "noisy":
             noisy = env.expert_action(obs) + NOISE_STD * rng.standard_normal(action_dim)
             return np.clip(noisy, -1, 1).astype(np.float32)
@@ -83,7 +92,8 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
              max_steps: int, record_every: int, hold_steps: int, suite: Suite | None = None,
              failure_kind: str = "random") -> dict[str, Any]:
     """Run one episode -> {frames (T,H,W,3) uint8, actions (T,A) f32, states (T,S) f32, success (T,) bool,
-    rewards (T,) f32, steps, first_success (step or -1), render_seconds}. Frames are kept after every
+    rewards (T,) f32, progress (T,) f32 (frame t's task progress), steps, first_success (step or -1),
+    render_seconds}. Frames are kept after every
     record_every-th step, after every step once an expert has succeeded, and at the end; actions[t] is the
     action chosen at frame t (the last frame's is not executed). rewards[t] is the simulator's reward of
     the last step before frame t+1 (LeRobot's ``next.reward``; Meta-World's shaped reward, the kitchen's
@@ -96,7 +106,7 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
         low, high = suite.failure_steps
         length = limit if kind == "expert" else min(limit, int(rng.integers(low, high + 1)))
         policy = (lambda obs, step: env.expert_action(obs)) if kind == "expert" else \
-            _failure_actions(env, rng, length, failure_kind, suite.action_dim)
+            _failure_actions(env, rng, length, failure_kind, suite.action_dim, suite.tasks[task].opposite)
         render_seconds = 0.0
 
         def render() -> np.ndarray:
@@ -118,7 +128,7 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
 
         obs = env.reset()
         success = env.is_success()
-        frames, states, flags, actions = [render()], [env.proprio(obs)], [success], []
+        frames, states, flags, actions, progress = [render()], [env.proprio(obs)], [success], [], [env.progress()]
         into = [0.0]  # into[t]: the reward of the step into frame t
         first = 0 if success else -1
         step = 0
@@ -135,16 +145,18 @@ def _rollout(task: str, kind: str, index: int, env_seed: int, camera: str, size:
                 states.append(env.proprio(obs))
                 flags.append(success)
                 into.append(float(reward))
+                progress.append(env.progress())
         if kind == "expert" and first >= 0 and not success:
             # Success lost: end on the frame before, the last solved one (its action is already recorded).
-            frames.pop(), states.pop(), flags.pop(), into.pop()
+            frames.pop(), states.pop(), flags.pop(), into.pop(), progress.pop()
             step -= 1
         else:
             actions.append(policy(obs, step))  # the last frame's action: chosen, never executed
     rewards = np.asarray(into[1:] + into[-1:], dtype=np.float32)
     return {"frames": np.stack(frames), "actions": np.stack(actions).astype(np.float32),
             "states": np.stack(states).astype(np.float32), "success": np.asarray(flags, dtype=bool),
-            "rewards": rewards, "steps": step, "first_success": first, "render_seconds": render_seconds}
+            "rewards": rewards, "progress": np.asarray(progress, dtype=np.float32), "steps": step,
+            "first_success": first, "render_seconds": render_seconds}
 
 
 def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +175,7 @@ def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
         keep = int(np.argmax(ep["success"]))
         if keep < 2:
             raise RuntimeError(f"{task}: no layout gave a failure episode (solved from the start)")
-        for key in ("frames", "actions", "states", "success", "rewards"):
+        for key in ("frames", "actions", "states", "success", "rewards", "progress"):
             ep[key] = ep[key][:keep]
     record = {"task": task, "kind": kind, "index": index, "env_seed": env_seed, "attempt": attempt,
               **({"failure_kind": job["failure_kind"]} if kind == "failure" else {}),
@@ -174,7 +186,8 @@ def _make_episode(job: dict[str, Any]) -> dict[str, Any]:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         np.savez_compressed(f, frames=ep["frames"], actions=ep["actions"], states=ep["states"],
-                            success=ep["success"], rewards=ep["rewards"], record=np.array(json.dumps(record)))
+                            success=ep["success"], rewards=ep["rewards"], progress=ep["progress"],
+                            record=np.array(json.dumps(record)))
     os.replace(tmp, path)  # atomic: a staged file is either complete or absent
     return record
 
@@ -234,7 +247,8 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     is staged or found staged (``record["reused"]``). The LeRobot features are
     ``observation.images.<camera>``, ``observation.state`` (the suite's state_names; Meta-World: hand xyz
     in m, gripper opening), ``action`` (its action_names), ``next.success`` (frame t shows a solved task)
-    and ``next.reward`` (the simulator's reward after frame t's action, see :func:`_rollout`).
+    ``next.reward`` (the simulator's reward after frame t's action, see :func:`_rollout`) and
+    ``task_progress`` (frame t's ground-truth progress in [0, 1], the module docstring's rule).
     ``failure_kinds``: the kinds of the failure episodes, in turn (:data:`FAILURE_KINDS`); each episode's
     kind is in ``meta/liv_generation.json`` (``failure_kind``).
 
@@ -255,6 +269,12 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     bad = [k for k in failure_kinds if k not in FAILURE_KINDS]
     if bad or not failure_kinds:
         raise ValueError(f"failure kinds must be some of {', '.join(FAILURE_KINDS)}; got {failure_kinds}")
+    alone = [t for t in tasks if chosen.tasks[t].opposite is None]
+    if failures and "opposite" in failure_kinds and alone:
+        paired = [t for t, spec in chosen.tasks.items() if spec.opposite is not None]
+        raise ValueError(f"failure kind opposite needs tasks with an opposite task in the same scene; "
+                         f"{', '.join(alone)} {'has' if len(alone) == 1 else 'have'} none (tasks with one: "
+                         f"{', '.join(paired) or 'none in this suite'})")
     if episodes_per_task < 1 or failures < 0 or max_steps < 1 or record_every < 1 or hold_steps < 0 or workers < 1:
         raise ValueError("episodes_per_task, max_steps, record_every and workers must be >= 1; failures and "
                          "hold_steps >= 0")
@@ -329,7 +349,8 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
         for job in jobs:
             with np.load(job["path"]) as z:
                 yield {"frames": z["frames"], "task": chosen.task_text(job["task"]), "actions": z["actions"],
-                       "states": z["states"], "success": z["success"], "rewards": z["rewards"]}
+                       "states": z["states"], "success": z["success"], "rewards": z["rewards"],
+                       "progress": z["progress"]}
 
     fps = max(1, round(1 / (chosen.step_seconds * record_every)))
     write_lerobot(out, staged_episodes(), fps=fps, camera=f"observation.images.{camera}", version="v3.0",

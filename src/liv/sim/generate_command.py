@@ -44,10 +44,11 @@ class SimGenerateArgs:
     failures: int = field(default=0, metadata={"min": 0})
     """Extra unsuccessful episodes per task, of the --failure-kinds in turn."""
     failure_kinds: list[str] = field(default_factory=lambda: ["random", "gave_up"],
-                                     metadata={"choices": ("random", "gave_up", "stopped", "noisy")})
+                                     metadata={"choices": ("random", "gave_up", "stopped", "noisy", "opposite")})
     """How failure episodes fail: random (smooth random motion), gave_up (the expert for 20-60% of the steps,
     then random motion), stopped (the expert for 30-70%, then still), noisy (the expert with action noise of
-    std 0.8). Each episode's kind is recorded in meta/liv_generation.json."""
+    std 0.8), opposite (the expert of the same scene's opposite task, e.g. closing the drawer to be opened;
+    Meta-World's paired tasks). Each episode's kind is recorded in meta/liv_generation.json."""
     workers: int = field(default=1, metadata={"min": 1})
     """Processes simulating in parallel."""
     progress: bool = True

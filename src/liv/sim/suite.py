@@ -140,6 +140,10 @@ class SimEnv(Protocol):
 
     def is_success(self) -> bool: ...
 
+    def progress(self) -> float:
+        """Ground-truth task progress of the current state in [0, 1] (each suite documents its rule)."""
+        ...
+
     def proprio(self, obs=None) -> Any:
         """(S,) float32 proprioceptive state (the suite's state_names)."""
         ...

@@ -94,8 +94,8 @@ class MetaWorldEnv:
         self.task, self.seed, self.camera, self.size = task, int(seed), camera, (height, width)
         self.text = TASKS[task].text if task in TASKS else task
         self._mujoco = mujoco
-        self._policy_cls = policies.get(task)
-        self._policy = None
+        self._policies_table = policies
+        self._policies: dict[str, Any] = {}  # scripted policies by task, made on first use
         self._camera: rendering.Camera | None = None
         # The goal-observable variant draws the layout from `seed` at construction and then freezes it,
         # so every reset() restores the same objects and goal; the goal is in the observation, which the
@@ -110,6 +110,7 @@ class MetaWorldEnv:
         # exists; the offscreen buffer (640x480 in Meta-World's models) must hold the requested size.
         rendering.prepare_model(model, (height, width))
         self._obs: np.ndarray | None = None
+        self._start_distance: float | None = None  # obj_to_target after reset(): progress() is relative to it
         rendering.track(self)
 
     # ----------------------------------------------------------------------------------------- episode
@@ -145,6 +146,7 @@ class MetaWorldEnv:
         self._mujoco.mj_forward(self._env.model, self._env.data)
         self._env._get_obs()
         self._obs = np.asarray(self._env._get_obs(), dtype=np.float64).copy()
+        self._start_distance = self._distance()
         return self._obs.copy()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -172,6 +174,21 @@ class MetaWorldEnv:
         _, info = self._env.evaluate_state(self._obs, np.zeros(4))
         return bool(info["success"])
 
+    def _distance(self) -> float:
+        """Meta-World's own ``obj_to_target`` of the current state (m): the task object's (for reach-v3, the
+        hand's) distance to where the task puts it."""
+        _, info = self._env.evaluate_state(self._obs, np.zeros(4))
+        return float(info["obj_to_target"])
+
+    def progress(self) -> float:
+        """Task progress of the current state in [0, 1]: the fraction of the episode's start distance
+        ``obj_to_target`` covered, max(0, 1 - d / d_start) (1 with the object at its target; Meta-World's
+        success radius is reached before 1, at ~0.5-0.9 depending on the task)."""
+        if self._obs is None or self._start_distance is None:
+            raise RuntimeError("call reset() first")
+        d0 = self._start_distance
+        return float(np.clip(1.0 - self._distance() / d0, 0.0, 1.0)) if d0 > 1e-9 else 1.0
+
     def proprio(self, obs: np.ndarray | None = None) -> np.ndarray:
         """Proprioceptive state of ``obs`` (default: the current one) -> (4,) float32, see STATE_NAMES."""
         obs = self._obs if obs is None else np.asarray(obs)
@@ -179,19 +196,24 @@ class MetaWorldEnv:
             raise RuntimeError("call reset() first")
         return np.asarray(obs[:4], dtype=np.float32)
 
-    def expert_action(self, obs: np.ndarray | None = None) -> np.ndarray:
-        """Meta-World's scripted expert's action for ``obs`` (default: current) -> (4,) float32 in [-1, 1]."""
-        if self._policy_cls is None:
-            raise ValueError(f"Meta-World has no scripted policy for {self.task}")
-        if self._policy is None:
-            self._policy = self._policy_cls()
+    def expert_action(self, obs: np.ndarray | None = None, task: str | None = None) -> np.ndarray:
+        """Meta-World's scripted expert's action for ``obs`` (default: current) -> (4,) float32 in [-1, 1].
+
+        ``task``: whose expert acts (default: this env's task). The expert of the same scene's opposite
+        task (``TaskSpec.opposite``, e.g. drawer-close in a drawer-open scene) reads the same observation
+        layout and makes a plausible-looking failure. Raises ValueError for a task without a policy."""
+        task = task or self.task
+        if task not in self._policies:
+            if self._policies_table.get(task) is None:
+                raise ValueError(f"Meta-World has no scripted policy for {task}")
+            self._policies[task] = self._policies_table[task]()
         obs = self._obs if obs is None else np.asarray(obs, dtype=np.float64)
         if obs is None:
             raise RuntimeError("call reset() first")
         with warnings.catch_warnings():
             # The policies warn whenever a gain saturates the [-1, 1] action range: on most steps.
             warnings.simplefilter("ignore")
-            action = self._policy.get_action(obs)
+            action = self._policies[task].get_action(obs)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
 
     # ---------------------------------------------------------------------------------------- rendering
