@@ -33,11 +33,17 @@ if [ -z "${MODEL:-}" ] && [ ! -f "$OUT/liv/model/config.json" ]; then
 fi
 MODEL=${MODEL:-$OUT/liv/model}
 
-# 3. LCBC on the frozen model: every episode (plain, LIV-weighted, simulator-weighted), then experts only
+# 3. LCBC on the frozen model: every episode (plain, LIV-weighted, simulator-weighted; advantages over 10
+#    and over 20 steps, the default chosen by bench/rwr_weight_sweep.py), then experts only
 if [ ! -f "$OUT/bc_all/bc.json" ]; then
   echo "$(stamp) bc (all episodes)"
   $LIV bc --data "$OUT/data" --model "$MODEL" --train-episodes all --weighting none rwr sim --no-proprio \
-    --seeds $SEEDS --episodes "$ROLLOUTS" --max-steps 150 --out "$OUT/bc_all"
+    --rwr-horizon 10 --seeds $SEEDS --episodes "$ROLLOUTS" --max-steps 150 --out "$OUT/bc_all"
+fi
+if [ ! -f "$OUT/bc_h20/bc.json" ]; then
+  echo "$(stamp) bc (all episodes, weights over 20 steps)"
+  $LIV bc --data "$OUT/data" --model "$MODEL" --train-episodes all --weighting rwr sim --no-proprio \
+    --rwr-horizon 20 --seeds $SEEDS --episodes "$ROLLOUTS" --max-steps 150 --out "$OUT/bc_h20"
 fi
 if [ ! -f "$OUT/bc_experts/bc.json" ]; then
   echo "$(stamp) bc (expert episodes only)"

@@ -82,8 +82,9 @@ class BCArgs:
     """rwr: the goal of the LIV value, the episode's text or its last frame."""
     rwr_beta: float = field(default=1.0, metadata={"gt": 0})
     """rwr, sim: inverse temperature on per-task standardised advantages, w = min(exp(beta z), max weight)."""
-    rwr_horizon: int = field(default=10, metadata={"min": 1})
-    """rwr, sim: steps the potential-based reward is summed over (the advantage is V_t+H - V_t)."""
+    rwr_horizon: int = field(default=20, metadata={"min": 1})
+    """rwr, sim: steps the potential-based reward is summed over (the advantage is V_t+H - V_t; the defaults
+    were chosen by bench/rwr_weight_sweep.py, docs/sim_benchmark.md)."""
     rwr_max_weight: float = field(default=20.0, metadata={"gt": 0})
     """rwr, sim: the largest weight a frame can get."""
 
