@@ -131,7 +131,11 @@ def _slide(dz: float, push: float, back: float = 0.0) -> Target:
     return lambda sim: (sim.site("slide_site") + np.array([push, -back, dz]), POINT_FORWARD)
 
 
-_MICRO_YAW = 0.15  # the microwave's door faces (-0.3, -0.96) (turned 0.305 rad); half that is in reach
+# The hand's yaw (rad, closed door) at the microwave's bar: the door's normal is turned 0.3 rad, the hand
+# 0.9 rad more towards the hinge. Pointing along the normal, the pull runs along the channel between the
+# fingers and only the pinch's friction holds the bar, which slid out at ~-0.3 rad; turned ~50 degrees
+# off it, the pull presses the bar across the hinge-side finger and friction is not needed to hold it.
+_MICRO_YAW = 1.2
 _MICRO_DZ = 0.10  # grasp the microwave's bar 10 cm above its middle: the low handle is at the edge of reach
 _LDOOR_DZ = -0.10  # grasp the left door's bar 10 cm below its middle: lower is nearer the shoulder
 # How far the hand's site goes past the bar's axis (negative "back"): the finger pads run from the site to
@@ -139,12 +143,13 @@ _LDOOR_DZ = -0.10  # grasp the left door's bar 10 cm below its middle: lower is 
 _LDOOR_IN, _MICRO_IN = -0.025, -0.005
 
 SCRIPTS: dict[str, tuple[Stage, ...]] = {
-    # Grasp the microwave's handle bar (radius 2 cm, 3.8 cm in front of the door) and pull it round.
+    # Grasp the microwave's handle bar (radius 2 cm, 3.8 cm in front of the door), the hand turned
+    # towards the hinge (_MICRO_YAW), and pull it round the hinge.
     "kitchen_micro_open": (
         Stage(_door("microwave", "microhandle_site", _MICRO_YAW, 0.08, _MICRO_DZ), OPEN, 0.04, 40, dash=True),
         Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ), OPEN, 0.012, 15),
         Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ), CLOSE, 1.0, 3),
-        Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ, lead=-0.25), CLOSE, budget=None),
+        Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ, lead=-0.3), CLOSE, budget=None),
     ),
     # Grasp the slide cabinet's bar low and pull it right (+x).
     "kitchen_sdoor_open": (
