@@ -137,7 +137,8 @@ def _slide(dz: float, push: float, back: float = 0.0) -> Target:
 # off it, the pull presses the bar across the hinge-side finger and friction is not needed to hold it.
 _MICRO_YAW = 1.2
 _MICRO_DZ = 0.10  # grasp the microwave's bar 10 cm above its middle: the low handle is at the edge of reach
-_LDOOR_DZ = -0.10  # grasp the left door's bar 10 cm below its middle: lower is nearer the shoulder
+_LDOOR_YAW = 1.1  # the same for the left door (its normal is turned 0.006 rad): a pull along it slipped
+_LDOOR_DZ = -0.04  # grasp the left door's bar 4 cm below its middle: lower is nearer the shoulder
 # How far the hand's site goes past the bar's axis (negative "back"): the finger pads run from the site to
 # 5 cm beyond it, so the bar sits mid-pad 2.5 cm in; the microwave's door is only 5.8 cm behind its bar.
 _LDOOR_IN, _MICRO_IN = -0.025, -0.005
@@ -160,10 +161,10 @@ SCRIPTS: dict[str, tuple[Stage, ...]] = {
     ),
     # The same as the microwave for the left door's bar, grasped low.
     "kitchen_ldoor_open": (
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, 0.08, _LDOOR_DZ), OPEN, 0.04, 40, dash=True),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, _LDOOR_IN, _LDOOR_DZ), OPEN, 0.012, 15),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, _LDOOR_IN, _LDOOR_DZ), CLOSE, 1.0, 3),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, _LDOOR_IN, _LDOOR_DZ, lead=-0.25), CLOSE,
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, 0.08, _LDOOR_DZ), OPEN, 0.04, 40, dash=True),
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ), OPEN, 0.012, 15),
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ), CLOSE, 1.0, 3),
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ, lead=-0.25), CLOSE,
               budget=None),
     ),
     # Grasp knob 1's fin (2.8 cm wide) between the fingertips and roll the hand about the knob's axis.
