@@ -162,9 +162,11 @@ SCRIPTS: dict[str, tuple[Stage, ...]] = {
     # The same as the microwave for the left door's bar, grasped low.
     "kitchen_ldoor_open": (
         Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, 0.08, _LDOOR_DZ), OPEN, 0.04, 40, dash=True),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ), OPEN, 0.012, 15),
+        # Cut short: after 5 steps the site is ~2 cm before the bar's axis, the bar already between the
+        # fingers (they reach 5 cm past the site); the rest of the way in would take ~10 steps more.
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ), OPEN, 0.012, 5),
         Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ), CLOSE, 1.0, 3),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ, lead=-0.25), CLOSE,
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ, lead=-0.35), CLOSE,
               budget=None),
     ),
     # Grasp knob 1's fin (2.8 cm wide) between the fingertips and roll the hand about the knob's axis.
