@@ -10,9 +10,10 @@ to targets computed from the simulation each step (handle sites, hinge anchors, 
 handle, close the fingers, then along the object's path, a little ahead of where the object is, until
 its joint is past the goal (:data:`~liv.sim.kitchen.tasks.GOALS`).
 
-Every task grasps or straddles a bar with the hand pointing into the kitchen (+y) and the fingers apart
-along x: the handles of the microwave, the slide cabinet and the left door are vertical bars, knob 1's fin
-is vertical, and the light switch's lever points at the robot.
+Every task grasps or straddles a bar with the fingers apart horizontally: the handles of the microwave,
+the slide cabinet and the left door are vertical bars, knob 1's fin is vertical, and the light switch's
+lever points at the robot. The hand points into the kitchen (+y), turned towards the hinge for the two
+hinged doors so that their pull presses the bar across a finger rather than along the fingers.
 """
 
 from __future__ import annotations
