@@ -10,9 +10,10 @@ to targets computed from the simulation each step (handle sites, hinge anchors, 
 handle, close the fingers, then along the object's path, a little ahead of where the object is, until
 its joint is past the goal (:data:`~liv.sim.kitchen.tasks.GOALS`).
 
-Every task grasps or straddles a bar with the hand pointing into the kitchen (+y) and the fingers apart
-along x: the handles of the microwave, the slide cabinet and the left door are vertical bars, knob 1's fin
-is vertical, and the light switch's lever points at the robot.
+Every task grasps or straddles a bar with the fingers apart horizontally: the handles of the microwave,
+the slide cabinet and the left door are vertical bars, knob 1's fin is vertical, and the light switch's
+lever points at the robot. The hand points into the kitchen (+y), turned towards the hinge for the two
+hinged doors so that their pull presses the bar across a finger rather than along the fingers.
 """
 
 from __future__ import annotations
@@ -131,20 +132,26 @@ def _slide(dz: float, push: float, back: float = 0.0) -> Target:
     return lambda sim: (sim.site("slide_site") + np.array([push, -back, dz]), POINT_FORWARD)
 
 
-_MICRO_YAW = 0.15  # the microwave's door faces (-0.3, -0.96) (turned 0.305 rad); half that is in reach
+# The hand's yaw (rad, closed door) at the microwave's bar: the door's normal is turned 0.3 rad, the hand
+# 0.9 rad more towards the hinge. Pointing along the normal, the pull runs along the channel between the
+# fingers and only the pinch's friction holds the bar, which slid out at ~-0.3 rad; turned ~50 degrees
+# off it, the pull presses the bar across the hinge-side finger and friction is not needed to hold it.
+_MICRO_YAW = 1.2
 _MICRO_DZ = 0.10  # grasp the microwave's bar 10 cm above its middle: the low handle is at the edge of reach
-_LDOOR_DZ = -0.10  # grasp the left door's bar 10 cm below its middle: lower is nearer the shoulder
+_LDOOR_YAW = 1.1  # the same for the left door (its normal is turned 0.006 rad): a pull along it slipped
+_LDOOR_DZ = -0.04  # grasp the left door's bar 4 cm below its middle: lower is nearer the shoulder
 # How far the hand's site goes past the bar's axis (negative "back"): the finger pads run from the site to
 # 5 cm beyond it, so the bar sits mid-pad 2.5 cm in; the microwave's door is only 5.8 cm behind its bar.
 _LDOOR_IN, _MICRO_IN = -0.025, -0.005
 
 SCRIPTS: dict[str, tuple[Stage, ...]] = {
-    # Grasp the microwave's handle bar (radius 2 cm, 3.8 cm in front of the door) and pull it round.
+    # Grasp the microwave's handle bar (radius 2 cm, 3.8 cm in front of the door), the hand turned
+    # towards the hinge (_MICRO_YAW), and pull it round the hinge.
     "kitchen_micro_open": (
         Stage(_door("microwave", "microhandle_site", _MICRO_YAW, 0.08, _MICRO_DZ), OPEN, 0.04, 40, dash=True),
         Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ), OPEN, 0.012, 15),
         Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ), CLOSE, 1.0, 3),
-        Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ, lead=-0.25), CLOSE, budget=None),
+        Stage(_door("microwave", "microhandle_site", _MICRO_YAW, _MICRO_IN, _MICRO_DZ, lead=-0.3), CLOSE, budget=None),
     ),
     # Grasp the slide cabinet's bar low and pull it right (+x).
     "kitchen_sdoor_open": (
@@ -155,10 +162,12 @@ SCRIPTS: dict[str, tuple[Stage, ...]] = {
     ),
     # The same as the microwave for the left door's bar, grasped low.
     "kitchen_ldoor_open": (
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, 0.08, _LDOOR_DZ), OPEN, 0.04, 40, dash=True),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, _LDOOR_IN, _LDOOR_DZ), OPEN, 0.012, 15),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, _LDOOR_IN, _LDOOR_DZ), CLOSE, 1.0, 3),
-        Stage(_door("left_hinge_cabinet", "hinge_site1", 0.0, _LDOOR_IN, _LDOOR_DZ, lead=-0.25), CLOSE,
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, 0.08, _LDOOR_DZ), OPEN, 0.04, 40, dash=True),
+        # Cut short: after 5 steps the site is ~2 cm before the bar's axis, the bar already between the
+        # fingers (they reach 5 cm past the site); the rest of the way in would take ~10 steps more.
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ), OPEN, 0.012, 5),
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ), CLOSE, 1.0, 3),
+        Stage(_door("left_hinge_cabinet", "hinge_site1", _LDOOR_YAW, _LDOOR_IN, _LDOOR_DZ, lead=-0.35), CLOSE,
               budget=None),
     ),
     # Grasp knob 1's fin (2.8 cm wide) between the fingertips and roll the hand about the knob's axis.
