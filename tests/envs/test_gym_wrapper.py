@@ -197,6 +197,11 @@ def test_success_flag_from_a_threshold_or_a_liv_evaluate_file(model, direction, 
                                                        [i["liv_similarity"] for i in got["infos"]]]
     with pytest.raises(ValueError, match="no threshold for the goal text 'stack the blocks'"):
         LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, "stack the blocks", success_threshold=path)
+    with pytest.raises(ValueError, match="not a similarity in"):
+        LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, direction, success_threshold=1.5)
+    as_numpy = LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, direction,
+                         success_threshold=np.float32(t))  # a numpy number is a number, not a path
+    assert as_numpy.scorer.threshold == float(np.float32(t))
     with pytest.raises(ValueError, match="not a text"):
         LIVReward(gym.make("CartPole-v1", render_mode="rgb_array"), model, direction, success_threshold=path)
 

@@ -51,28 +51,65 @@ def test_the_threshold_reproduces_the_reported_f1_on_its_split(tmp_path):
         assert det["per_task"][task]["f1"] == again["f1"] and det["per_task"][task]["n"] == 6
     path = write_thresholds(tmp_path / "th.json", det, "m")
     assert read_thresholds(path) == {k: v["threshold"] for k, v in det["per_task"].items()}
+    (tmp_path / "other.json").write_text('{"thresholds": [1, 2]}')
     with pytest.raises(ValueError, match="not a success-thresholds file"):
-        read_thresholds(tmp_path / "missing.json")
+        read_thresholds(tmp_path / "other.json")
     # A task without failures has no threshold and no figures: not available, never 0 or 1.
     only = success_detection([e for e in eps if e["succeeded"]], seed=0)
     assert only["per_task"]["a"]["threshold"] is None and only["per_task"]["a"]["f1"] is None
 
 
-def test_evaluate_writes_thresholds_and_reward_emits_success(tmp_path):
-    import liv
-    from liv.cli import main
+def test_small_tasks_numpy_labels_and_unlabelled_episodes():
+    eps = [{"task": "a", "succeeded": np.bool_(ok), "text_goal": {"final": f}}
+           for ok, f in ((True, 0.9), (True, 0.8), (False, 0.1))]
+    eps.append({"task": "a", "succeeded": None, "text_goal": {"final": 0.5}})
+    det = success_detection(eps, seed=0)
+    a = det["per_task"]["a"]
+    # numpy bools are labels: 1 success and 1 failure calibrate; the held-out half is one success alone,
+    # where F1 would be trivially 1: no figures, and nothing pooled.
+    assert a["calibration_episodes"] == 2 and a["threshold"] is not None and a["n"] == 1
+    assert a["f1"] is None and det["overall"]["n"] == 0 and det["overall"]["f1"] is None
+
+
+def test_thresholds_file_errors_are_one_line(tmp_path):
+    from liv.eval.detection import thresholds_for_goals
+
+    with pytest.raises(ValueError, match="no such success-thresholds file"):
+        read_thresholds(tmp_path / "missing.json")
+    bad = tmp_path / "nan.json"
+    bad.write_text(json.dumps({"thresholds": {"open": float("nan")}}))
+    with pytest.raises(ValueError, match="threshold of 'open' is nan"):
+        read_thresholds(bad)
+    good = tmp_path / "ok.json"
+    good.write_text(json.dumps({"thresholds": {"open": 0.5}}))
+    with pytest.raises(ValueError, match=r"no threshold for the goal text\(s\) \['close'\]"):
+        thresholds_for_goals(good, ["open", "close"])
+    with pytest.raises(ValueError, match="every goal here is an image"):
+        thresholds_for_goals(good, [], image_goals=1)
+
+
+def _labelled_frames(tmp_path, name="ds", labelled=True):
     from liv.data.frame_folders import write_frame_folders
 
     rng = np.random.default_rng(0)
-    manifest = write_frame_folders(tmp_path / "ds", [("open the drawer", rng.integers(0, 256, (4, 16, 16, 3),
+    manifest = write_frame_folders(tmp_path / name, [("open the drawer", rng.integers(0, 256, (6, 16, 16, 3),
                                                                                       dtype=np.uint8))
                                                      for _ in range(8)])
-    rows = list(csv.reader(open(manifest, newline="")))
-    rows[0].append("success")
-    for i, row in enumerate(rows[1:]):
-        row.append(str(i % 2))
-    with open(manifest, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
+    if labelled:
+        rows = list(csv.reader(open(manifest, newline="")))
+        rows[0].append("success")
+        for i, row in enumerate(rows[1:]):
+            row.append(str(i % 2))
+        with open(manifest, "w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    return manifest
+
+
+def test_evaluate_writes_thresholds_and_reward_emits_success(tmp_path):
+    import liv
+    from liv.cli import main
+
+    manifest = _labelled_frames(tmp_path)
     model = tmp_path / "model"
     liv.create("clip-tiny").save(model)
     out = tmp_path / "eval"
@@ -82,11 +119,59 @@ def test_evaluate_writes_thresholds_and_reward_emits_success(tmp_path):
     thresholds = read_thresholds(out / "success_thresholds.json")
     page = (out / "report.html").read_text()
     assert "Success detection" in page and f"{thresholds['open the drawer']:.4f}" in page
-    reward_out = tmp_path / "rw"
-    assert main(["reward", "--model", str(model), str(manifest), "--episode", "2", "--out", str(reward_out),
-                 "--success-thresholds", str(out / "success_thresholds.json")]) == 0
-    table = list(csv.DictReader(open(reward_out / "rewards.csv")))
-    column = next(c for c in table[0] if c.startswith("success_"))
-    t = thresholds["open the drawer"]
-    sim = next(c for c in table[0] if c.startswith("sim_"))
-    assert [int(r[column]) for r in table] == [int(float(r[sim]) >= t) for r in table]
+
+    # A threshold between the episode's similarities, so that the flag takes both values.
+    probe = tmp_path / "probe"
+    assert main(["reward", "--model", str(model), str(manifest), "--episode", "2", "--out", str(probe)]) == 0
+    sims = [float(r["sim_open_the_drawer"]) for r in csv.DictReader(open(probe / "rewards.csv"))]
+    t = float(np.median(sims))
+    hand = tmp_path / "hand.json"
+    hand.write_text(json.dumps({"thresholds": {"open the drawer": t}}))
+    flags = {}
+    for scale in ("similarity", "value"):
+        rw = tmp_path / f"rw_{scale}"
+        assert main(["reward", "--model", str(model), str(manifest), "--episode", "2", "--out", str(rw),
+                     "--scale", scale, "--success-thresholds", str(hand)]) == 0
+        flags[scale] = [int(r["success_open_the_drawer"]) for r in csv.DictReader(open(rw / "rewards.csv"))]
+    assert flags["similarity"] == [int(v >= t) for v in sims] and 0 < sum(flags["similarity"]) < len(sims)
+    assert flags["value"] == flags["similarity"]  # the threshold is on S whatever --scale shows
+
+    # --data: a success column beside every row of a text goal.
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(_reward_data(main, model, manifest, hand, tmp_path)).to_pandas()
+    own = table[table["goal"] == "open the drawer"]
+    assert own["success"].tolist() == [bool(v >= t) for v in own["value"]]
+    assert own["success"].any() and not own["success"].all()
+
+
+def _reward_data(main, model, manifest, thresholds, tmp_path):
+    path = tmp_path / "values.parquet"
+    assert main(["reward", "--model", str(model), "--data", str(manifest), "--out", str(path),
+                 "--success-thresholds", str(thresholds)]) == 0
+    return path
+
+
+def test_calibrate_on_another_dataset_and_stale_thresholds(tmp_path, capsys):
+    import liv
+    from liv.cli import main
+
+    manifest = _labelled_frames(tmp_path)
+    model = tmp_path / "model"
+    liv.create("clip-tiny").save(model)
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(model), "--data", str(manifest), "--out", str(out)]
+    assert main(args + ["--calibrate-on", str(manifest)]) == 0
+    det = json.loads((out / "metrics.json").read_text())["detection"]
+    a = det["per_task"]["open the drawer"]
+    assert det["calibration"] == "dataset" and a["calibration_episodes"] == 8 and a["n"] == 8
+    # Calibrated on the very episodes it is measured on, the best-F1 threshold reproduces its own F1.
+    assert a["f1"] == det["overall"]["f1"]
+
+    unlabelled = _labelled_frames(tmp_path, "plain", labelled=False)
+    assert main(args + ["--calibrate-on", str(unlabelled)]) == 2
+    assert "no episode has an outcome" in capsys.readouterr().err
+    # Evaluating unlabelled data into the same folder removes the thresholds an earlier run left there.
+    assert (out / "success_thresholds.json").is_file()
+    assert main(["evaluate", "--model", str(model), "--data", str(unlabelled), "--out", str(out)]) == 0
+    assert not (out / "success_thresholds.json").exists() and "removed the earlier" in capsys.readouterr().err

@@ -35,15 +35,13 @@ import numpy as np
 from liv.data.episodes import DataError, Episode, EpisodeDataset
 from liv.data.lerobot_frames import LeRobotImageFrames, LeRobotVideoFrames, parquet
 from liv.data.lerobot_timestamps import EpisodeTimes
-from liv.data.lerobot_write import V21_DATA, V21_VIDEO, V30_DATA, V30_VIDEO, write_lerobot
+from liv.data.lerobot_write import PROGRESS_COLUMN, V21_DATA, V21_VIDEO, V30_DATA, V30_VIDEO, write_lerobot
 
 __all__ = ["LeRobotImageFrames", "LeRobotVideoFrames", "read_lerobot", "write_lerobot"]
 
 SUPPORTED_VERSIONS = ("v2.1", "v3.0")
 REWARD_COLUMN = "next.reward"
 """The per-step reward column (LeRobot's name: the reward received after the row's action)."""
-PROGRESS_COLUMN = "task_progress"
-"""liv's per-frame ground-truth task progress column (``liv sim generate``; float32 in [0, 1])."""
 SUCCESS_COLUMNS = ("next.success", "success")
 """Boolean per-step columns read as success flags, first present wins."""
 
@@ -345,6 +343,9 @@ def _episode(rec: _EpisodeRecord, cols: dict[str, np.ndarray], tasks: dict[int, 
     meta = {"episode_index": rec.index, "task_index": task_index, "tasks": rec.tasks, "camera": camera, "fps": fps,
             "codebase_version": info["codebase_version"]}
     rewards, progress = (_scalar_column(cols, c, where) for c in (REWARD_COLUMN, PROGRESS_COLUMN))
+    if progress is not None and not ((progress >= 0) & (progress <= 1)).all():
+        row = int(np.flatnonzero((progress < 0) | (progress > 1))[0])
+        raise DataError(where, f"column {PROGRESS_COLUMN} is {progress[row]} at frame {row}; progress is in [0, 1]")
     return Episode(frames=frames, text=text, source=rec.source, actions=cols.get("action"),
                    states=cols.get("observation.state"), success=success, meta=meta, manifest=str(rec.manifest),
                    manifest_line=rec.line, rewards=rewards, progress=progress)

@@ -104,6 +104,8 @@ def _check_episode(ep, i: int, first: _Ep | None) -> _Ep:
               _vector(ep.get("states"), "states", where, len(frames)), success,
               _scalars(ep.get("rewards"), "rewards", where, len(frames)),
               _scalars(ep.get("progress"), "progress", where, len(frames)))
+    if out.progress is not None and not ((out.progress >= 0) & (out.progress <= 1)).all():
+        raise DataError(where, "progress must be in [0, 1]")
     for name in ("frames", "actions", "states", "success", "rewards", "progress") if first is not None else ():
         mine, theirs = getattr(out, name), getattr(first, name)
         if (mine is None) != (theirs is None) or (mine is not None and mine.shape[1:] != theirs.shape[1:]):

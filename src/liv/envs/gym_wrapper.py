@@ -15,6 +15,8 @@ one frame per sub-environment, use :class:`LIVRewardVector`, which embeds all fr
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -42,9 +44,15 @@ Threshold = Union[None, float, str, "os.PathLike[str]"]
 
 def resolve_threshold(threshold: Threshold, goal: Any) -> float | None:
     """The success threshold on S for ``goal``: a number as it is; from a `liv evaluate` success-thresholds
-    file, the threshold of the goal text. Raises ValueError for a file without that text or an image goal."""
-    if threshold is None or isinstance(threshold, (int, float)):
-        return None if threshold is None else float(threshold)
+    file, the threshold of the goal text. Raises ValueError for a number outside [-1, 1], a file that is not
+    a thresholds file or has no threshold for the goal text, or a file with an image goal."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, numbers.Real):  # numpy scalars too
+        value = float(threshold)
+        if not (math.isfinite(value) and -1.0 <= value <= 1.0):
+            raise ValueError(f"success_threshold {threshold} is not a similarity in [-1, 1]")
+        return value
     from liv.eval.detection import read_thresholds
 
     known = read_thresholds(threshold)

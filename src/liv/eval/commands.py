@@ -105,8 +105,9 @@ class EvaluateArgs:
     batch_size: int = field(default=64, metadata={"min": 1})
     """Frames per image-encoder pass."""
     calibrate_on: Path | None = field(default=None, metadata={"path": "exists"})
-    """Labelled episodes (same tasks) to choose the success thresholds on; default: a seeded half of --data's
-    labelled episodes (the other half measures precision, recall and F1; liv.eval.detection)."""
+    """Labelled episodes (same tasks; read with the same --format and --camera) to choose the success
+    thresholds on; then every labelled episode of --data measures precision, recall and F1. Default: a
+    seeded half of --data's labelled episodes, the other half measuring them (liv.eval.detection)."""
     calibration_seed: int = field(default=0, metadata={"min": 0})
     """Seed of the half split when --calibrate-on is not given."""
     card: bool = False
@@ -265,7 +266,9 @@ def run_reward(args: RewardArgs) -> int:
         raise DataError(episode.source, "the episode has an empty text: give --goal TEXT and/or --goal-image PATH")
 
     texts = list(args.goal) or ([] if args.goal_image else [episode.text])
-    thresholds = _thresholds_for(args.success_thresholds, texts)
+    from liv.eval.detection import thresholds_for_goals
+
+    thresholds = thresholds_for_goals(args.success_thresholds, texts, len(args.goal_image))
     goals: list[Any] = texts + [read_image(p) for p in args.goal_image]
     labels = _unique([slug(t) for t in texts] + [slug(p.stem) for p in args.goal_image])
     model = liv.load(args.model, device=args.device)
@@ -283,7 +286,8 @@ def run_reward(args: RewardArgs) -> int:
         judged = [g for g, text in enumerate(texts) if text in thresholds]
         writer.writerow(["frame", "time_s"] + [c for lab in labels for c in (f"{prefix}_{lab}", f"reward_{lab}")]
                         + [f"success_{labels[g]}" for g in judged])
-        similarity = scores if args.scale == "similarity" else scores * (1.0 - args.gamma)
+        # Thresholds are on the similarity S whatever --scale shows.
+        similarity = scores_from_embeddings(frame_emb, goal_emb).cpu().double().numpy()
         for t in range(len(episode)):
             row: list[Any] = [t, f"{times[t]:.6f}"]
             for g in range(len(labels)):
@@ -344,6 +348,9 @@ def run_evaluate(args: EvaluateArgs) -> int:
 
     check_fields(args, as_options=True)
     dataset = _open(args.data, args.format, args.camera)
+    from liv.eval.detection import calibration_dataset, evaluate_detection
+
+    calibration = calibration_dataset(args.calibrate_on, args.format, args.camera, dataset)
     source = check_model(args.model)
     if args.card and source.origin:  # its folder is huggingface_hub's or liv's download cache: not ours to edit
         raise ValueError(f"--card: {args.model} is a downloaded model; save it to a folder of your own first "
@@ -355,7 +362,8 @@ def run_evaluate(args: EvaluateArgs) -> int:
                                progress=True, strict_text=args.strict_text)
     _say_dropped(results)
     results["model"]["path"] = str(args.model)
-    results["detection"] = _detection(args, model, results)
+    results["detection"] = evaluate_detection(results, args.out, str(args.model), model, calibration,
+                                              args.calibration_seed, args.batch_size, args.strict_text)
     report = write_report(results, args.out, dataset=dataset, episodes_per_task=args.episodes_per_task,
                           title=f"LIV reward report: {mark_presets(model_labels([args.model]), [source.preset is not None])[0]}")
     print(_summary(results))
@@ -363,39 +371,6 @@ def run_evaluate(args: EvaluateArgs) -> int:
     if card is not None:
         print(f"wrote the figures into {write_model_card(card, model.config, results)}")
     return 0
-
-
-def _thresholds_for(path: Path | None, texts: list[str]) -> dict[str, float]:
-    """The thresholds of ``texts`` in a success-thresholds file ({} without one); ValueError when the file has
-    none of them (naming those it has)."""
-    if path is None:
-        return {}
-    from liv.eval.detection import read_thresholds
-
-    known = read_thresholds(path)
-    found = {t: known[t] for t in texts if t in known}
-    if not found:
-        raise ValueError(f"--success-thresholds {path} has no threshold for the goal text(s) {texts}; it has "
-                         f"{sorted(known)}")
-    return found
-
-
-def _detection(args: EvaluateArgs, model: Any, results: dict[str, Any]) -> dict[str, Any] | None:
-    """Success thresholds (written to OUT/success_thresholds.json) and held-out detection figures, or None
-    when no episode is labelled."""
-    from liv.eval.detection import THRESHOLDS_FILE, success_detection, write_thresholds
-    from liv.eval.metrics import evaluate_dataset
-
-    if not any(e["succeeded"] is not None for e in results["episodes"]):
-        return None
-    calibration = None
-    if args.calibrate_on is not None:
-        calibration = evaluate_dataset(model, _open(args.calibrate_on, args.format, args.camera),
-                                       batch_size=args.batch_size, strict_text=args.strict_text)["episodes"]
-    detection = success_detection(results["episodes"], calibration, args.calibration_seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_thresholds(args.out / THRESHOLDS_FILE, detection, str(args.model))
-    return detection
 
 
 def _say_dropped(results: dict[str, Any]) -> None:

@@ -7,7 +7,9 @@ success); among equal F1s the lowest threshold wins. It is then applied to the o
 precision, recall and F1 are reported. The calibration split is the ``--calibrate-on`` dataset, or else a
 seeded half of each task's labelled episodes (half of its successes and half of its failures, rounded
 up, so that both splits see both outcomes when there are at least two of each). A task without both
-outcomes on its calibration split has no threshold; a figure that cannot be measured is None.
+outcomes on its calibration split has no threshold; a task whose held-out episodes lack either outcome
+has no held-out figures (one outcome alone makes F1 trivially 1 or 0) and stays out of the pooled ones;
+a figure that cannot be measured is None.
 
 ``liv evaluate`` writes the thresholds to ``success_thresholds.json``; ``liv reward --success-thresholds``
 and the Gymnasium wrapper (``success_threshold=``) turn a value at or above it into a success flag.
@@ -16,12 +18,16 @@ and the Gymnasium wrapper (``success_threshold=``) turn a value at or above it i
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from liv.data.episodes import EpisodeDataset
 
 THRESHOLDS_FILE = "success_thresholds.json"
 """The file ``liv evaluate`` writes the thresholds to, in its output folder."""
@@ -60,7 +66,8 @@ def calibration_split(tasks: Sequence[str], labels: Sequence[bool | None], seed:
     calib = np.zeros(len(tasks), bool)
     for task in dict.fromkeys(tasks):
         for outcome in (True, False):
-            rows = [i for i, (t, y) in enumerate(zip(tasks, labels)) if t == task and y is outcome]
+            rows = [i for i, (t, y) in enumerate(zip(tasks, labels)) if t == task and y is not None
+                    and bool(y) == outcome]  # numpy bools too
             rng.shuffle(rows)
             calib[rows[: (len(rows) + 1) // 2]] = True
     return calib
@@ -90,10 +97,11 @@ def success_detection(episodes: Sequence[Mapping[str, Any]], calibration: Sequen
         t = best_threshold([e["text_goal"]["final"] for e in mine_c], [e["succeeded"] for e in mine_c])
         scores = [e["text_goal"]["final"] for e in mine_t]
         labels = [bool(e["succeeded"]) for e in mine_t]
-        figures = detection_scores(scores, labels, t) if t is not None and mine_t else \
+        measurable = t is not None and any(labels) and not all(labels)
+        figures = detection_scores(scores, labels, t) if measurable else \
             {"precision": None, "recall": None, "f1": None, "n": len(mine_t)}
         per_task[task] = {"threshold": t, "calibration_episodes": len(mine_c), **figures}
-        if t is not None:
+        if measurable:
             pooled_s += [s - t for s in scores]  # each task's own threshold, as a shift to 0
             pooled_y += labels
     overall = detection_scores(pooled_s, pooled_y, 0.0) if pooled_s else \
@@ -115,9 +123,80 @@ def write_thresholds(path: str | os.PathLike[str], detection: Mapping[str, Any],
 
 
 def read_thresholds(path: str | os.PathLike[str]) -> dict[str, float]:
-    """{task text: threshold} from a :func:`write_thresholds` file; ValueError naming the file if it is not one."""
+    """{task text: threshold} from a :func:`write_thresholds` file. Raises ValueError naming the file if it is
+    missing, not such a file, or holds a threshold that is not a number in [-1, 1] (naming its text)."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such success-thresholds file")
     try:
         record = json.loads(Path(path).read_text())
-        return {str(k): float(v) for k, v in record["thresholds"].items()}
+        thresholds = {str(k): float(v) for k, v in record["thresholds"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a success-thresholds file written by `liv evaluate` ({e})") from None
+    bad = next((k for k, v in thresholds.items() if not (math.isfinite(v) and -1.0 <= v <= 1.0)), None)
+    if bad is not None:
+        raise ValueError(f"{path}: the threshold of {bad!r} is {thresholds[bad]}; a threshold on a cosine "
+                         "similarity is a number in [-1, 1]")
+    return thresholds
+
+
+def thresholds_for_goals(path: str | os.PathLike[str] | None, texts: Sequence[str],
+                         image_goals: int = 0) -> dict[str, float]:
+    """The thresholds of the goal ``texts`` in a success-thresholds file ({} without a file). Raises ValueError
+    when there are only image goals (thresholds are per task text) or a text has none (naming it and
+    the texts the file has)."""
+    if path is None:
+        return {}
+    known = read_thresholds(path)
+    if not texts and image_goals:
+        raise ValueError(f"--success-thresholds {path}: thresholds are per task text, and every goal here is an "
+                         "image; give the text as --goal too")
+    missing = [t for t in texts if t not in known]
+    if missing:
+        raise ValueError(f"--success-thresholds {path} has no threshold for the goal text(s) {missing}; it has "
+                         f"{sorted(known)}")
+    return {t: known[t] for t in texts}
+
+
+def calibration_dataset(path: Path | None, format: str, camera: str | None,
+                        dataset: EpisodeDataset) -> EpisodeDataset | None:
+    """`liv evaluate --calibrate-on`'s dataset (None without one), opened and checked before any work: ValueError
+    when it has no labelled episode or no task text in common with ``dataset``."""
+    if path is None:
+        return None
+    from liv.data.open import open_dataset
+
+    calibration = open_dataset(path, format=format, camera=camera)  # type: ignore[arg-type]
+    if not any(e.succeeded is not None for e in calibration):
+        raise ValueError(f"--calibrate-on {path}: no episode has an outcome (a success column or next.success "
+                         "flags); thresholds are chosen on labelled episodes")
+    if not set(calibration.texts) & set(dataset.texts):
+        raise ValueError(f"--calibrate-on {path}: none of its tasks is a task of --data ({sorted(dataset.texts)[:5]}"
+                         "...); thresholds are per task text")
+    return calibration
+
+
+def evaluate_detection(results: dict[str, Any], out: Path, model_name: str, model: Any,
+                       calibration_data: EpisodeDataset | None, seed: int = 0, batch_size: int = 64,
+                       strict_text: bool = False) -> dict[str, Any] | None:
+    """`liv evaluate`'s detection: :func:`success_detection` on the evaluated ``results`` (calibrated on
+    ``calibration_data``, evaluated with ``model``, when given), its thresholds written to
+    ``out/success_thresholds.json``. None when no episode is labelled; then an earlier run's thresholds
+    file in ``out`` is removed (and said so on stderr), so that `liv reward` cannot take it for this model's."""
+    import sys
+
+    from liv.eval.metrics import evaluate_dataset
+
+    path = Path(out) / THRESHOLDS_FILE
+    if not any(e["succeeded"] is not None for e in results["episodes"]):
+        if path.is_file():
+            path.unlink()
+            print(f"liv evaluate: no labelled episodes, so no thresholds: removed the earlier {path}", file=sys.stderr)
+        return None
+    calibration = None
+    if calibration_data is not None:
+        calibration = evaluate_dataset(model, calibration_data, batch_size=batch_size,
+                                       strict_text=strict_text)["episodes"]
+    detection = success_detection(results["episodes"], calibration, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_thresholds(path, detection, model_name)
+    return detection

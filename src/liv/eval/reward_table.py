@@ -27,7 +27,9 @@ def write_reward_table(args: RewardArgs) -> int:
     ``source`` string (``Episode.frames.describe()``: the video file and segment, the frame folder, or the
     LeRobot video or data file and episode), ``manifest`` string and ``manifest_line`` int64
     (``Episode.manifest`` and ``Episode.manifest_line``: the file listing the episode and its 1-based line,
-    null where there is none), ``episode_index`` int64 (LeRobot's ``episode_index``; null otherwise).
+    null where there is none), ``episode_index`` int64 (LeRobot's ``episode_index``; null otherwise). With
+    ``--success-thresholds``, also ``success`` bool: the frame's similarity S with a text goal is at or above
+    that text's threshold (null for image goals and texts the file has no threshold for, named on stderr).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -48,12 +50,14 @@ def write_reward_table(args: RewardArgs) -> int:
     if blank is not None:  # every episode is scored against its own text
         raise DataError(blank.source, "the episode has an empty text")
     goal_images = [(p.name, read_image(p)) for p in args.goal_image]  # before loading the model: fail fast
-    model = liv.load(args.model, device=args.device)
     extras = list(dict.fromkeys(args.goal))
     texts = list(dict.fromkeys(list(dataset.texts) + extras))
+    thresholds = _thresholds(args, texts)
+    model = liv.load(args.model, device=args.device)
     text_emb = dict(zip(texts, model.encode_texts(texts, strict_text=args.strict_text))) if texts else {}  # each once
     image_goals = [(name, model.encode_images(image)[0]) for name, image in goal_images]
-    cols: dict[str, list] = {k: [] for k in REWARD_COLUMNS}
+    columns = {**REWARD_COLUMNS, **({"success": "bool_"} if thresholds is not None else {})}
+    cols: dict[str, list] = {k: [] for k in columns}
     own_values: dict[int, list[float]] = {}
     for index, episode in enumerate(tqdm(dataset, desc="episodes", unit="episode", disable=None, file=sys.stderr)):
         if len(episode) == 0:
@@ -63,6 +67,7 @@ def write_reward_table(args: RewardArgs) -> int:
         goal_emb = torch.stack([text_emb[t] for t in goals] + [e for _, e in image_goals])
         frame_emb = embed_episode(model, episode, args.batch_size, progress=False)
         v = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
+        s = scores_from_embeddings(frame_emb, goal_emb).cpu().double().numpy()  # S, what thresholds are on
         n = len(episode)
         own_values[index] = v[:, 0].tolist()
         for g, name in enumerate(names):
@@ -72,11 +77,14 @@ def write_reward_table(args: RewardArgs) -> int:
             cols["goal"] += [name] * n
             cols["value"] += v[:, g].tolist()
             cols["reward"] += (v[1:, g] - v[:-1, g]).tolist() + [None]  # leaving frame t; none after the last
+            if thresholds is not None:
+                t = thresholds.get(name) if g < len(goals) else None
+                cols["success"] += [None] * n if t is None else (s[:, g] >= t).tolist()
         lerobot_index = episode.meta.get("episode_index") if dataset.format == "lerobot" else None
         for column, value in (("source", episode.frames.describe()), ("manifest", episode.manifest),
                               ("manifest_line", episode.manifest_line), ("episode_index", lerobot_index)):
             cols[column] += [value] * (n * len(names))
-    table = pa.table({k: pa.array(cols[k], getattr(pa, t)()) for k, t in REWARD_COLUMNS.items()})
+    table = pa.table({k: pa.array(cols[k], getattr(pa, t)()) for k, t in columns.items()})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, args.out)
     print(f"wrote {args.out}: {table.num_rows} rows ({len(dataset)} episodes, scale {args.scale})")
@@ -86,3 +94,21 @@ def write_reward_table(args: RewardArgs) -> int:
         path = write_progress_parquet(args.progress_parquet, dataset, own_values, str(args.model))
         print(f"wrote {path}: per-frame progress_dense for LeRobot's reward-aligned BC")
     return 0
+
+
+def _thresholds(args: RewardArgs, texts: list[str]) -> dict[str, float] | None:
+    """--success-thresholds' thresholds of ``texts`` (None without the option). The texts it has none for are
+    named on stderr; ValueError when it has none of them."""
+    if args.success_thresholds is None:
+        return None
+    from liv.eval.detection import read_thresholds
+
+    known = read_thresholds(args.success_thresholds)
+    missing = [t for t in texts if t not in known]
+    if len(missing) == len(texts):
+        raise ValueError(f"--success-thresholds {args.success_thresholds} has no threshold for any text here "
+                         f"({texts[:3]}...); it has {sorted(known)[:5]}")
+    if missing:
+        print(f"liv reward: {args.success_thresholds} has no threshold for {len(missing)} text(s) (their success "
+              f"is null): {missing[:5]}", file=sys.stderr)
+    return {t: known[t] for t in texts if t in known}

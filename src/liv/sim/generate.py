@@ -297,6 +297,9 @@ def generate_dataset(tasks: Sequence[str] = DEFAULT_TASKS, episodes_per_task: in
     if settings_path.is_file():
         old = _with_suite(json.loads(settings_path.read_text()))
         if old != settings:
+            if old.get("format") != settings["format"]:
+                raise DataError(str(stage), "staged episodes were made by an older liv (they lack what this one "
+                                            "records); delete this folder and generate again")
             changed = sorted(k for k in settings if old.get(k) != settings[k])
             raise DataError(str(stage), f"staged episodes were made with other settings ({', '.join(changed)}); "
                                         "rerun with the same ones to resume, or delete this folder to start over")

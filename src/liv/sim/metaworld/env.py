@@ -110,7 +110,7 @@ class MetaWorldEnv:
         # exists; the offscreen buffer (640x480 in Meta-World's models) must hold the requested size.
         rendering.prepare_model(model, (height, width))
         self._obs: np.ndarray | None = None
-        self._start_distance: float | None = None  # obj_to_target after reset(): progress() is relative to it
+        self._start_distance: float | None = None  # the task distance after reset()
         rendering.track(self)
 
     # ----------------------------------------------------------------------------------------- episode
@@ -146,7 +146,7 @@ class MetaWorldEnv:
         self._mujoco.mj_forward(self._env.model, self._env.data)
         self._env._get_obs()
         self._obs = np.asarray(self._env._get_obs(), dtype=np.float64).copy()
-        self._start_distance = self._distance()
+        self._start_distance = self._distance()  # progress() is relative to it
         return self._obs.copy()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -175,19 +175,27 @@ class MetaWorldEnv:
         return bool(info["success"])
 
     def _distance(self) -> float:
-        """Meta-World's own ``obj_to_target`` of the current state (m): the task object's (for reach-v3, the
-        hand's) distance to where the task puts it."""
+        """The task object's distance to where the task puts it (m; for reach-v3, the hand's): Meta-World's
+        own ``obj_to_target``, except where that is a constant 0 (door-open-v3: the handle's x distance
+        to the target, the quantity its success test thresholds at 0.08 m)."""
+        if self.task == "door-open-v3":
+            return float(abs(self._obs[4] - self._env._target_pos[0]))
         _, info = self._env.evaluate_state(self._obs, np.zeros(4))
         return float(info["obj_to_target"])
 
     def progress(self) -> float:
         """Task progress of the current state in [0, 1]: the fraction of the episode's start distance
-        ``obj_to_target`` covered, max(0, 1 - d / d_start) (1 with the object at its target; Meta-World's
-        success radius is reached before 1, at ~0.5-0.9 depending on the task)."""
+        covered, max(0, 1 - d / d_start) (1 with the object at its target; Meta-World's success radius is
+        reached before 1, at ~0.5-0.9 depending on the task). Raises RuntimeError before reset() and
+        ValueError for a task whose start distance is 0 (no progress to measure; none of the annotated
+        tasks, whose start distances are 0.03-0.56 m)."""
         if self._obs is None or self._start_distance is None:
             raise RuntimeError("call reset() first")
         d0 = self._start_distance
-        return float(np.clip(1.0 - self._distance() / d0, 0.0, 1.0)) if d0 > 1e-9 else 1.0
+        if d0 <= 1e-9:
+            raise ValueError(f"{self.task}: the object starts at its target (Meta-World's obj_to_target is 0), "
+                             "so its progress is undefined")
+        return float(np.clip(1.0 - self._distance() / d0, 0.0, 1.0))
 
     def proprio(self, obs: np.ndarray | None = None) -> np.ndarray:
         """Proprioceptive state of ``obs`` (default: the current one) -> (4,) float32, see STATE_NAMES."""
