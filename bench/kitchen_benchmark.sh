@@ -4,7 +4,7 @@
 # killed run continues where it stopped:  nohup bench/kitchen_benchmark.sh OUT > OUT.log 2>&1 &
 set -euo pipefail
 OUT=${1:-kitchen_bench}
-TASKS=${TASKS:-"kitchen_sdoor_open kitchen_knob1_on kitchen_light_on"}  # the tasks docs/sim_benchmark.md reports
+TASKS=${TASKS:-"kitchen_micro_open kitchen_sdoor_open kitchen_ldoor_open kitchen_knob1_on kitchen_light_on"}  # all five
 LIV=${LIV:-.venv/bin/liv}
 mkdir -p "$OUT"
 stamp() { date -u +%H:%M:%S; }
