@@ -37,7 +37,7 @@ class ReproduceConfig:
     """Simulation suite (metaworld, kitchen)."""
     tasks: list[str] = field(default_factory=list, metadata={"choices": all_tasks()})
     """Tasks (of the suite); default: Meta-World's drawer and faucet pairs (4 of the paper's 6 atomic
-    instructions), the kitchen's tasks whose experts work."""
+    instructions), the kitchen's five tasks."""
     init: list[str] = field(default_factory=list)
     """Initial weights, one Table 1 row each (repeat): a model file or folder liv.load reads, or a preset name
     (random weights: the paper's "Random" row), optionally as LABEL=PATH so that the row is matched to the
