@@ -106,3 +106,5 @@ def test_a_percent_sign_in_a_docstring_prints_as_written():
     add_dataclass_arguments(parser, Args)
     assert "20-60% of the steps, 100% (%d) literal. (default: 0.5)" in " ".join(parser.format_help().split())
     assert "20-60% of the steps" in " ".join(run("sim", "generate", "--help").stdout.split())
+    # A command's line in `liv --help` is its docstring's whole first sentence, even where it wraps.
+    assert "simulation suite (Meta-World or the kitchen)." in " ".join(run("--help").stdout.split())

@@ -221,7 +221,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, command in COMMANDS.items():
         cls = command.args() if named in (None, name) else None
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls is not None else None
+        # The docstring's first paragraph (its first sentence may wrap over several lines).
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()) if cls is not None else None
         group, _, leaf = name.rpartition(" ")
         target = sub
         if group:

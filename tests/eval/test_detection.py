@@ -25,6 +25,9 @@ def test_best_threshold_maximises_f1_lowest_on_ties():
     assert best_threshold([0.4, 0.9, 0.1, 0.6], [True, True, False, False]) == pytest.approx(0.25)
     assert best_threshold([0.2, 0.8], [False, True]) == pytest.approx(0.5)
     assert best_threshold([0.2, 0.8], [True, True]) is None
+    # Calling every episode a success is best here (F1 0.8): the threshold is -1, the least similarity,
+    # which a thresholds file may hold (not "the lowest value minus 1", which it may not).
+    assert best_threshold([0.1, 0.5, 0.9], [True, False, True]) == -1.0
 
 
 def test_calibration_split_halves_each_outcome_of_each_task():
@@ -171,6 +174,9 @@ def test_calibrate_on_another_dataset_and_stale_thresholds(tmp_path, capsys):
     unlabelled = _labelled_frames(tmp_path, "plain", labelled=False)
     assert main(args + ["--calibrate-on", str(unlabelled)]) == 2
     assert "no episode has an outcome" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(model), "--data", str(unlabelled), "--out", str(tmp_path / "x"),
+                 "--calibrate-on", str(manifest)]) == 2
+    assert "--data has no labelled episode" in capsys.readouterr().err
     # Evaluating unlabelled data into the same folder removes the thresholds an earlier run left there.
     assert (out / "success_thresholds.json").is_file()
     assert main(["evaluate", "--model", str(model), "--data", str(unlabelled), "--out", str(out)]) == 0

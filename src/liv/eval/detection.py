@@ -2,7 +2,7 @@
 
 For each task (episode text), the threshold on the final frame's text-goal similarity is the one that
 maximises F1 (success = positive) on the calibration episodes: the candidates are the midpoints between
-consecutive distinct calibration values (and one below all of them, which calls every episode a
+consecutive distinct calibration values (and -1, the least similarity, which calls every episode a
 success); among equal F1s the lowest threshold wins. It is then applied to the other episodes, where
 precision, recall and F1 are reported. The calibration split is the ``--calibrate-on`` dataset, or else a
 seeded half of each task's labelled episodes (half of its successes and half of its failures, rounded
@@ -55,7 +55,8 @@ def best_threshold(scores: Sequence[float], labels: Sequence[bool]) -> float | N
     if s.size == 0 or y.all() or not y.any():
         return None
     values = np.unique(s)
-    candidates = np.r_[values[0] - 1.0, (values[:-1] + values[1:]) / 2.0]
+    # Below every value: -1, the least cosine similarity (a threshold outside [-1, 1] is refused on reading).
+    candidates = np.r_[min(-1.0, values[0]), (values[:-1] + values[1:]) / 2.0]
     f1s = [detection_scores(s, y, t)["f1"] or 0.0 for t in candidates]
     return float(candidates[int(np.argmax(f1s))])
 
@@ -130,9 +131,11 @@ def read_thresholds(path: str | os.PathLike[str]) -> dict[str, float]:
     try:
         record = json.loads(Path(path).read_text())
         thresholds = {str(k): float(v) for k, v in record["thresholds"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: not a success-thresholds file written by `liv evaluate` ({e})") from None
-    bad = next((k for k, v in thresholds.items() if not (math.isfinite(v) and -1.0 <= v <= 1.0)), None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"{path}: not a success-thresholds file written by `liv evaluate` (it needs a "
+                         '"thresholds" object of task text: number)') from None
+    # float32 similarities may pass +-1 by a rounding step
+    bad = next((k for k, v in thresholds.items() if not (math.isfinite(v) and abs(v) <= 1.0 + 1e-6)), None)
     if bad is not None:
         raise ValueError(f"{path}: the threshold of {bad!r} is {thresholds[bad]}; a threshold on a cosine "
                          "similarity is a number in [-1, 1]")
@@ -165,6 +168,9 @@ def calibration_dataset(path: Path | None, format: str, camera: str | None,
         return None
     from liv.data.open import open_dataset
 
+    if not any(e.succeeded is not None for e in dataset):
+        raise ValueError(f"--calibrate-on {path}: --data has no labelled episode to measure the thresholds on; "
+                         "to choose thresholds only, evaluate the labelled data itself as --data")
     calibration = open_dataset(path, format=format, camera=camera)  # type: ignore[arg-type]
     if not any(e.succeeded is not None for e in calibration):
         raise ValueError(f"--calibrate-on {path}: no episode has an outcome (a success column or next.success "
