@@ -170,6 +170,10 @@ def test_calibrate_on_another_dataset_and_stale_thresholds(tmp_path, capsys):
     assert det["calibration"] == "dataset" and a["calibration_episodes"] == 8 and a["n"] == 8
     # Calibrated on the very episodes it is measured on, the best-F1 threshold reproduces its own F1.
     assert a["f1"] == det["overall"]["f1"]
+    episodes = json.loads((out / "metrics.json").read_text())["episodes"]
+    finals, labels = [e["text_goal"]["final"] for e in episodes], [e["succeeded"] for e in episodes]
+    assert a["threshold"] == best_threshold(finals, labels)
+    assert a["f1"] == detection_scores(finals, labels, a["threshold"])["f1"]
 
     unlabelled = _labelled_frames(tmp_path, "plain", labelled=False)
     assert main(args + ["--calibrate-on", str(unlabelled)]) == 2

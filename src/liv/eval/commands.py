@@ -286,8 +286,9 @@ def run_reward(args: RewardArgs) -> int:
         judged = [g for g, text in enumerate(texts) if text in thresholds]
         writer.writerow(["frame", "time_s"] + [c for lab in labels for c in (f"{prefix}_{lab}", f"reward_{lab}")]
                         + [f"success_{labels[g]}" for g in judged])
-        # Thresholds are on the similarity S whatever --scale shows.
-        similarity = scores_from_embeddings(frame_emb, goal_emb).cpu().double().numpy()
+        # Thresholds are on the similarity S, which scores is unless --scale value.
+        similarity = scores if not judged or args.scale == "similarity" else \
+            scores_from_embeddings(frame_emb, goal_emb).cpu().double().numpy()
         for t in range(len(episode)):
             row: list[Any] = [t, f"{times[t]:.6f}"]
             for g in range(len(labels)):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,9 +118,9 @@ def write_thresholds(path: str | os.PathLike[str], detection: Mapping[str, Any],
     thresholds = {t: r["threshold"] for t, r in detection["per_task"].items() if r["threshold"] is not None}
     record = {"model": str(model), "value": "cosine similarity of the final frame with the task text (S)",
               "calibration": detection["calibration"], "thresholds": thresholds}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    from liv.checkpoints.native import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1) + "\n"))
     return path
 
 
@@ -143,10 +144,11 @@ def read_thresholds(path: str | os.PathLike[str]) -> dict[str, float]:
 
 
 def thresholds_for_goals(path: str | os.PathLike[str] | None, texts: Sequence[str],
-                         image_goals: int = 0) -> dict[str, float]:
+                         image_goals: int = 0, require_all: bool = True) -> dict[str, float]:
     """The thresholds of the goal ``texts`` in a success-thresholds file ({} without a file). Raises ValueError
-    when there are only image goals (thresholds are per task text) or a text has none (naming it and
-    the texts the file has)."""
+    when there are only image goals (thresholds are per task text), or when a text has none (naming it and
+    the texts the file has); with ``require_all`` False, only when no text has one (the others are left out
+    of the result and named on stderr)."""
     if path is None:
         return {}
     known = read_thresholds(path)
@@ -154,10 +156,13 @@ def thresholds_for_goals(path: str | os.PathLike[str] | None, texts: Sequence[st
         raise ValueError(f"--success-thresholds {path}: thresholds are per task text, and every goal here is an "
                          "image; give the text as --goal too")
     missing = [t for t in texts if t not in known]
+    if missing and (require_all or len(missing) == len(texts)):
+        raise ValueError(f"--success-thresholds {path} has no threshold for the goal text(s) {missing[:5]}; it has "
+                         f"{sorted(known)[:5]}")
     if missing:
-        raise ValueError(f"--success-thresholds {path} has no threshold for the goal text(s) {missing}; it has "
-                         f"{sorted(known)}")
-    return {t: known[t] for t in texts}
+        print(f"liv reward: {path} has no threshold for {len(missing)} text(s) (their success is null): "
+              f"{missing[:5]}", file=sys.stderr)
+    return {t: known[t] for t in texts if t in known}
 
 
 def calibration_dataset(path: Path | None, format: str, camera: str | None,
@@ -188,8 +193,6 @@ def evaluate_detection(results: dict[str, Any], out: Path, model_name: str, mode
     ``calibration_data``, evaluated with ``model``, when given), its thresholds written to
     ``out/success_thresholds.json``. None when no episode is labelled; then an earlier run's thresholds
     file in ``out`` is removed (and said so on stderr), so that `liv reward` cannot take it for this model's."""
-    import sys
-
     from liv.eval.metrics import evaluate_dataset
 
     path = Path(out) / THRESHOLDS_FILE

@@ -52,7 +52,11 @@ def write_reward_table(args: RewardArgs) -> int:
     goal_images = [(p.name, read_image(p)) for p in args.goal_image]  # before loading the model: fail fast
     extras = list(dict.fromkeys(args.goal))
     texts = list(dict.fromkeys(list(dataset.texts) + extras))
-    thresholds = _thresholds(args, texts)
+    thresholds = None
+    if args.success_thresholds is not None:
+        from liv.eval.detection import thresholds_for_goals
+
+        thresholds = thresholds_for_goals(args.success_thresholds, texts, require_all=False)
     model = liv.load(args.model, device=args.device)
     text_emb = dict(zip(texts, model.encode_texts(texts, strict_text=args.strict_text))) if texts else {}  # each once
     image_goals = [(name, model.encode_images(image)[0]) for name, image in goal_images]
@@ -67,7 +71,8 @@ def write_reward_table(args: RewardArgs) -> int:
         goal_emb = torch.stack([text_emb[t] for t in goals] + [e for _, e in image_goals])
         frame_emb = embed_episode(model, episode, args.batch_size, progress=False)
         v = scores_from_embeddings(frame_emb, goal_emb, scale=args.scale, gamma=args.gamma).cpu().double().numpy()
-        s = scores_from_embeddings(frame_emb, goal_emb).cpu().double().numpy()  # S, what thresholds are on
+        if thresholds is not None:  # thresholds are on S, which v is unless --scale value
+            s = v if args.scale == "similarity" else scores_from_embeddings(frame_emb, goal_emb).cpu().double().numpy()
         n = len(episode)
         own_values[index] = v[:, 0].tolist()
         for g, name in enumerate(names):
@@ -95,20 +100,3 @@ def write_reward_table(args: RewardArgs) -> int:
         print(f"wrote {path}: per-frame progress_dense for LeRobot's reward-aligned BC")
     return 0
 
-
-def _thresholds(args: RewardArgs, texts: list[str]) -> dict[str, float] | None:
-    """--success-thresholds' thresholds of ``texts`` (None without the option). The texts it has none for are
-    named on stderr; ValueError when it has none of them."""
-    if args.success_thresholds is None:
-        return None
-    from liv.eval.detection import read_thresholds
-
-    known = read_thresholds(args.success_thresholds)
-    missing = [t for t in texts if t not in known]
-    if len(missing) == len(texts):
-        raise ValueError(f"--success-thresholds {args.success_thresholds} has no threshold for any text here "
-                         f"({texts[:3]}...); it has {sorted(known)[:5]}")
-    if missing:
-        print(f"liv reward: {args.success_thresholds} has no threshold for {len(missing)} text(s) (their success "
-              f"is null): {missing[:5]}", file=sys.stderr)
-    return {t: known[t] for t in texts if t in known}
