@@ -85,6 +85,9 @@ def test_thresholds_file_errors_are_one_line(tmp_path):
         read_thresholds(bad)
     good = tmp_path / "ok.json"
     good.write_text(json.dumps({"thresholds": {"open": 0.5}}))
+    bom = tmp_path / "bom.json"  # as a Windows editor saves it
+    bom.write_bytes(b"\xef\xbb\xbf" + good.read_bytes())
+    assert read_thresholds(bom) == {"open": 0.5}
     with pytest.raises(ValueError, match=r"no threshold for the goal text\(s\) \['close'\]"):
         thresholds_for_goals(good, ["open", "close"])
     with pytest.raises(ValueError, match="every goal here is an image"):

@@ -130,7 +130,7 @@ def read_thresholds(path: str | os.PathLike[str]) -> dict[str, float]:
     if not Path(path).is_file():
         raise ValueError(f"{path}: no such success-thresholds file")
     try:
-        record = json.loads(Path(path).read_text())
+        record = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM from a Windows editor is fine
         thresholds = {str(k): float(v) for k, v in record["thresholds"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise ValueError(f"{path}: not a success-thresholds file written by `liv evaluate` (it needs a "
